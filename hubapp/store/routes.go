@@ -1,0 +1,107 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Route is a route-table record as stored: `route/<key>` holds target and data; `routeact/<key>` holds
+// the last activity, written apart so that activity batches are blind writes (no read, no conflict).
+type Route struct {
+	Key          string         `json:"key"`
+	Target       string         `json:"target"`
+	Data         map[string]any `json:"data,omitempty"`
+	LastActivity time.Time      `json:"-"`
+}
+
+const (
+	routePrefix    = "route/"
+	routeActPrefix = "routeact/"
+)
+
+// SaveRoute writes a route durably, replacing any route with the same key.
+func (s *Store) SaveRoute(r Route) error {
+	return s.Update(func(tx *Txn) error {
+		if err := tx.putJSON(routePrefix+r.Key, r, 0); err != nil {
+			return err
+		}
+		return tx.putRaw(routeActPrefix+r.Key, encodeTime(r.LastActivity), 0)
+	})
+}
+
+// DeleteRoute removes a route; deleting a missing route is not an error.
+func (s *Store) DeleteRoute(key string) error {
+	return s.Update(func(tx *Txn) error {
+		if err := tx.delete(routePrefix + key); err != nil {
+			return err
+		}
+		return tx.delete(routeActPrefix + key)
+	})
+}
+
+// SaveActivity records last-activity times for many routes in one batch. Times for routes that were
+// deleted meanwhile are dropped when routes are next loaded.
+func (s *Store) SaveActivity(acts map[string]time.Time) error {
+	if len(acts) == 0 {
+		return nil
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for key, t := range acts {
+		if err := wb.SetEntry(badger.NewEntry([]byte(routeActPrefix+key), encodeTime(t))); err != nil {
+			return fmt.Errorf("batching activity for %s: %w", key, err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("writing route activity: %w", err)
+	}
+	return nil
+}
+
+// Routes returns every stored route with its last activity, in key order.
+func (s *Store) Routes() ([]Route, error) {
+	var out []Route
+	acts := map[string]time.Time{}
+	err := s.View(func(tx *Txn) error {
+		err := tx.scan(routeActPrefix, "", true, func(key string, val []byte) (bool, error) {
+			acts[strings.TrimPrefix(key, routeActPrefix)] = decodeTime(val)
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.scan(routePrefix, "", true, func(key string, val []byte) (bool, error) {
+			var r Route
+			if err := json.Unmarshal(val, &r); err != nil {
+				return false, fmt.Errorf("decoding %s: %w", key, err)
+			}
+			r.LastActivity = acts[r.Key]
+			out = append(out, r)
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading routes: %w", err)
+	}
+	return out, nil
+}
+
+func encodeTime(t time.Time) []byte {
+	if t.IsZero() {
+		return nil
+	}
+	b, _ := t.UTC().MarshalBinary()
+	return b
+}
+
+func decodeTime(b []byte) time.Time {
+	var t time.Time
+	if len(b) == 0 || t.UnmarshalBinary(b) != nil {
+		return time.Time{}
+	}
+	return t
+}
