@@ -1,0 +1,120 @@
+// Package routetable is the edge's routing table: the set of path (and host)
+// prefixes that the `jupyterhub` HTTP handler proxies to user servers and
+// services, and that the configurable-http-proxy compatible API edits
+// (DESIGN.md, "Routing"; jupyterhub-spec.md §3).
+//
+// Lookups take no lock and allocate nothing in the common case: routes are
+// spread over shards, each an immutable map published through an atomic
+// pointer (copy-on-write per shard). Writers serialize per shard, persist
+// first and publish second, so a route a client saw acknowledged survives
+// a crash. Activity is an atomic timestamp on the route, flushed in batches.
+//
+// The package is pure Go and imports nothing from Caddy, so the hub app, the
+// proxy API and benchmarks can use it directly.
+package routetable
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Record is a route as stored and as listed by the proxy API.
+type Record struct {
+	// Key is the normalized CHP path: "/", "/user/alice", "/alice.hub.example.org/user/alice".
+	Key string `json:"key"`
+	// Target is the upstream URL, "http://127.0.0.1:54321"; it may carry a path, which is
+	// prepended to the forwarded path (CHP's prependPath).
+	Target string `json:"target"`
+	// Data holds every extra JSON field given on add, returned as is.
+	Data map[string]any `json:"data,omitempty"`
+	// LastActivity is the last time traffic went through the route (millisecond precision).
+	LastActivity time.Time `json:"last_activity"`
+}
+
+// Persister makes table changes durable; the hub app's Badger store implements it.
+type Persister interface {
+	// SaveRoute stores rec durably (synced) before it returns.
+	SaveRoute(rec Record) error
+	// DeleteRoute removes the route stored under key.
+	DeleteRoute(key string) error
+	// SaveActivity stores batched last_activity updates, keyed by route key.
+	SaveActivity(acts map[string]time.Time) error
+}
+
+// Route is one published route. Everything but its activity timestamp is
+// immutable after it has been published; replacing a route publishes a new
+// *Route.
+type Route struct {
+	key    string
+	target string
+	data   map[string]any
+	// hostRoute is set when the key's first segment is a host name.
+	hostRoute bool
+	// scheme is "http" or "https"; dial is the upstream's host:port.
+	scheme string
+	dial   string
+	// prependPath and prependRawPath are the target's path without its
+	// trailing slash ("" when the target has no path).
+	prependPath    string
+	prependRawPath string
+
+	// lastActivity is Unix milliseconds; flushed is the value last handed
+	// to the persister.
+	lastActivity atomic.Int64
+	flushed      atomic.Int64
+}
+
+// now is the clock; tests replace it.
+var now = time.Now
+
+// Key returns the route's normalized key.
+func (r *Route) Key() string { return r.key }
+
+// Target returns the target URL as given on add.
+func (r *Route) Target() string { return r.target }
+
+// Data returns the extra fields given on add. The map is shared: callers must
+// not modify it.
+func (r *Route) Data() map[string]any { return r.data }
+
+// IsHostRoute reports whether the route's first key segment is a host name.
+func (r *Route) IsHostRoute() bool { return r.hostRoute }
+
+// Scheme returns the target's scheme, "http" or "https".
+func (r *Route) Scheme() string { return r.scheme }
+
+// Dial returns the target's network address, host:port (the scheme's default
+// port filled in).
+func (r *Route) Dial() string { return r.dial }
+
+// PrependPath returns the target's path without a trailing slash, decoded and
+// escaped; both are "" when the target has no path. The edge prepends it to
+// the forwarded request path, as configurable-http-proxy does by default.
+func (r *Route) PrependPath() (path, rawPath string) { return r.prependPath, r.prependRawPath }
+
+// Record returns the route as a Record. Data is shared with the route.
+func (r *Route) Record() Record {
+	return Record{
+		Key:          r.key,
+		Target:       r.target,
+		Data:         r.data,
+		LastActivity: r.LastActivity(),
+	}
+}
+
+// Touch marks the route active now. It is on the hot path of every proxied
+// write: when the route was already touched this second it costs one atomic
+// load (and the clock read), so busy routes do not bounce a cache line
+// between cores.
+func (r *Route) Touch() {
+	ms := now().UnixMilli()
+	if r.lastActivity.Load()/1000 >= ms/1000 {
+		return
+	}
+	r.lastActivity.Store(ms)
+}
+
+// LastActivity returns the last time the route was touched (or added), in UTC.
+func (r *Route) LastActivity() time.Time {
+	return time.UnixMilli(r.lastActivity.Load()).UTC()
+}
