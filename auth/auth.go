@@ -1,0 +1,99 @@
+// Package auth is the contract between the hub app (hubapp) and the
+// authenticators, the guest modules in the Caddy namespace
+// jupyterhub.authenticators.* (DESIGN.md, "Extension points").
+//
+// An authenticator turns what a person typed or what an identity provider
+// said into a normalized, authorized JupyterHub user name. The checks that
+// are common to every authenticator — username normalization and
+// validation, allowed_users, admin_users, blocked_users, allow_all — live in
+// Options, which each module embeds, so that they have the same names and
+// meaning everywhere (JupyterHub's Authenticator traits, jupyterhub-spec.md
+// §6.2). The form authenticators of this repository live in the
+// subpackages auth/dummy and auth/pam; the hub app blank-imports them.
+package auth
+
+import (
+	"context"
+	"errors"
+)
+
+// Authenticator is implemented by every jupyterhub.authenticators.* module.
+type Authenticator interface {
+	// Common returns the options shared by all authenticators (allow/admin/block lists...).
+	Common() *Options
+}
+
+// FormAuthenticator checks a username and password typed into the hub's login form.
+type FormAuthenticator interface {
+	Authenticator
+	// Authenticate returns the normalized, authorized user, or an error wrapping one of the sentinels.
+	//
+	// Errors that wrap none of the sentinels are failures of the system
+	// (PAM misconfigured, a library missing); the hub shows a generic error
+	// page for them and logs the error.
+	Authenticate(ctx context.Context, username, password string) (*User, error)
+}
+
+// StartupWarner is implemented by authenticators that have allow
+// configuration of their own (allowed_groups, for example), so that the
+// generic Options.StartupWarning would cry wolf. Use the StartupWarning
+// function rather than calling either method directly.
+type StartupWarner interface {
+	// StartupWarning returns "" or a sentence for the log at start.
+	StartupWarning() string
+}
+
+// SpawnHooks is implemented by authenticators that act around a user's
+// server, like JupyterHub's pre_spawn_start and post_spawn_stop (PAM
+// sessions). The hub calls PreSpawnStart before it asks the spawner to start
+// a server and PostSpawnStop after the server stopped. Errors are for the
+// log; they do not stop the spawn.
+type SpawnHooks interface {
+	PreSpawnStart(ctx context.Context, name string) error
+	PostSpawnStop(ctx context.Context, name string) error
+}
+
+// User is the outcome of a successful login.
+type User struct {
+	// Name is the normalized JupyterHub user name.
+	Name string
+	// Admin reports that the user is an admin (admin_users, or the
+	// authenticator's own notion such as the PAM admin_groups).
+	Admin bool
+	// AuthState is what the authenticator wants to keep about the login
+	// (tokens of an identity provider, for example); nil when it has none.
+	// It is handed to the spawner and must be stored encrypted.
+	AuthState map[string]any
+}
+
+// The sentinel errors. Authenticators wrap them with %w and a reason; the
+// hub maps them to what the login page shows with errors.Is.
+var (
+	// ErrInvalidCredentials is returned when the name or the password is
+	// wrong. The login form says "Invalid username or password" and
+	// nothing more, so that it does not tell which of the two was wrong.
+	ErrInvalidCredentials = errors.New("invalid username or password")
+
+	// ErrNotAllowed is returned when the credentials were right but the
+	// allow/block policy (allowed_users, blocked_users, allow_all, groups,
+	// the PAM account check) does not let the user in.
+	ErrNotAllowed = errors.New("user is not allowed to use this hub")
+
+	// ErrInvalidUsername is returned when a name fails normalization or
+	// validation; the wrapping error says why in words ("username must not
+	// contain '/'"), which may be shown to the person who typed it.
+	ErrInvalidUsername = errors.New("invalid username")
+)
+
+// StartupWarning returns the sentence the hub should log at start about
+// a's configuration, or "" when all is well. It asks a itself when a
+// implements StartupWarner and its Options otherwise.
+func StartupWarning(a Authenticator) string {
+	if w, ok := a.(StartupWarner); ok {
+		return w.StartupWarning()
+	}
+	if o := a.Common(); o != nil {
+		return o.StartupWarning()
+	}
+	return ""
+}
