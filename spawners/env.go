@@ -1,0 +1,113 @@
+package spawners
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// Expand expands a notebook_dir, default_url or environment value for one
+// server: a leading ~ (alone or before a slash) becomes home, {username} and
+// {servername} the request's names, and Caddy's global placeholders
+// ({env.VAR}, {system.hostname}...) their values. Unknown placeholders are
+// left as written.
+func Expand(s string, req *StartRequest, home string) string {
+	if home != "" && (s == "~" || strings.HasPrefix(s, "~/")) {
+		s = home + s[1:]
+	}
+	if !strings.Contains(s, "{") {
+		return s
+	}
+	repl := caddy.NewReplacer()
+	repl.Set("username", req.User)
+	repl.Set("servername", req.ServerName)
+	return repl.ReplaceKnown(s, "")
+}
+
+// RootDir returns the expanded notebook_dir as a clean absolute path, or ""
+// when notebook_dir is not set. A relative notebook_dir is taken relative
+// to home, as Jupyter does.
+func (o *Options) RootDir(req *StartRequest, home string) string {
+	if o.NotebookDir == "" {
+		return ""
+	}
+	dir := Expand(o.NotebookDir, req, home)
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(home, dir)
+	}
+	return filepath.Clean(dir)
+}
+
+// Env returns the complete environment of a server, in JupyterHub's order
+// (spawner.py Spawner.get_env, LocalProcessSpawner.get_env), later entries
+// winning: env_keep variables from the hub's own environment; the hub's
+// req.Env; JUPYTERHUB_USER, JUPYTERHUB_SERVER_NAME and
+// JUPYTERHUB_SERVICE_PREFIX from req when the hub did not set them;
+// JUPYTERHUB_SERVICE_URL=serviceURL; MEM_LIMIT, CPU_LIMIT,
+// JUPYTERHUB_ROOT_DIR and JUPYTERHUB_DEFAULT_URL from the options; the
+// options' environment; and last account (USER, HOME, SHELL...).
+func (o *Options) Env(req *StartRequest, serviceURL, home string, account map[string]string) map[string]string {
+	env := make(map[string]string, len(req.Env)+len(o.EnvKeep)+len(o.Environment)+len(account)+8)
+	for _, k := range o.EnvKeep {
+		if v, ok := os.LookupEnv(k); ok {
+			env[k] = v
+		}
+	}
+	for k, v := range req.Env {
+		env[k] = v
+	}
+	for k, v := range map[string]string{
+		"JUPYTERHUB_USER":           req.User,
+		"JUPYTERHUB_SERVER_NAME":    req.ServerName,
+		"JUPYTERHUB_SERVICE_PREFIX": req.ServicePrefix,
+	} {
+		if _, ok := env[k]; !ok {
+			env[k] = v
+		}
+	}
+	env["JUPYTERHUB_SERVICE_URL"] = serviceURL
+	if o.memLimit > 0 {
+		env["MEM_LIMIT"] = strconv.FormatInt(o.memLimit, 10)
+	}
+	if o.CPULimit > 0 {
+		env["CPU_LIMIT"] = pythonFloat(o.CPULimit)
+	}
+	if dir := o.RootDir(req, home); dir != "" {
+		env["JUPYTERHUB_ROOT_DIR"] = dir
+	}
+	if o.DefaultURL != "" {
+		env["JUPYTERHUB_DEFAULT_URL"] = Expand(o.DefaultURL, req, home)
+	}
+	for k, v := range o.Environment {
+		env[k] = Expand(v, req, home)
+	}
+	for k, v := range account {
+		env[k] = v
+	}
+	return env
+}
+
+// pythonFloat formats f as Python's str(float) does for ordinary values:
+// JupyterHub sends CPU_LIMIT as "2.0", not "2".
+func pythonFloat(f float64) string {
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.ContainsAny(s, ".eE") {
+		s += ".0"
+	}
+	return s
+}
+
+// EnvList turns an environment map into the sorted KEY=value list that
+// os/exec wants.
+func EnvList(env map[string]string) []string {
+	list := make([]string, 0, len(env))
+	for k, v := range env {
+		list = append(list, k+"="+v)
+	}
+	sort.Strings(list)
+	return list
+}

@@ -1,0 +1,357 @@
+// Package localproc runs single-user servers as local processes: the engine
+// shared by the simple and localprocess spawners. Each server leads its own
+// session and process group, reads /dev/null and writes to a log file under
+// the hub's data_dir — never a pipe to the hub — so it outlives the hub, a
+// reload or a kill -9 of the hub. A State (PID, start time, boot ID) finds it
+// again afterwards.
+package localproc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyhub/caddyhub/spawners"
+)
+
+// maxPortAttempts bounds the retries when a randomly picked port was taken
+// by someone else before the server could bind it.
+const maxPortAttempts = 3
+
+// tailLineCount is how many lines of the log an early-exit error quotes.
+const tailLineCount = 20
+
+// Spec is one start, prepared by a spawner module.
+type Spec struct {
+	// Options are the spawner's provisioned options.
+	Options *spawners.Options
+	// Request is the hub's request.
+	Request *spawners.StartRequest
+	// Env returns the server's complete environment for a service URL.
+	Env func(serviceURL string) map[string]string
+	// Dir is the working directory; it must exist.
+	Dir string
+	// Credential, if not nil, is the account the process runs as.
+	Credential *syscall.Credential
+	// Account names that account in messages ("" for the hub's own).
+	Account string
+	// LogPath is the server's log file.
+	LogPath string
+	// Logger logs for the operator; nil means no logging.
+	Logger *zap.Logger
+}
+
+// child is a started process, reaped by a goroutine so that none is left a
+// zombie; done closes when it has exited.
+type child struct {
+	cmd   *exec.Cmd
+	done  chan struct{}
+	state *os.ProcessState
+}
+
+// Start starts a server as Spec says and returns once it answers HTTP.
+// On failure it leaves no process behind.
+func Start(ctx context.Context, sp Spec, progress func(spawners.Event)) (*spawners.Server, error) {
+	if progress == nil {
+		progress = func(spawners.Event) {}
+	}
+	log := sp.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	o, req := sp.Options, sp.Request
+	prefix := req.ServicePrefix
+	if prefix == "" {
+		prefix = "/"
+	}
+	if !strings.HasPrefix(prefix, "/") {
+		return nil, fmt.Errorf("service prefix %q does not start with a slash", prefix)
+	}
+	if !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	start := time.Now()
+	ctx, cancel := context.WithDeadline(ctx, start.Add(time.Duration(o.StartTimeout)))
+	defer cancel()
+
+	argv := append(append([]string(nil), o.Cmd...), o.Args...)
+	progress(spawners.Event{Progress: 10, Message: "Starting " + argv[0]})
+	logf, offset, err := openLog(sp.LogPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close() // the process has its own copy of the descriptor
+
+	ip := o.IP
+	attempts := 1
+	if o.Port == 0 {
+		attempts = maxPortAttempts
+	}
+	for attempt := 1; ; attempt++ {
+		port := o.Port
+		if port == 0 {
+			if port, err = freePort(ip); err != nil {
+				return nil, err
+			}
+		}
+		serviceURL := "http://" + net.JoinHostPort(ip, strconv.Itoa(port)) + prefix
+		url := "http://" + net.JoinHostPort(connectHost(ip), strconv.Itoa(port))
+		env := sp.Env(serviceURL)
+		path, err := lookPath(argv[0], env["PATH"])
+		if err != nil {
+			return nil, commandError(argv[0], env["PATH"], err)
+		}
+		fmt.Fprintf(logf, "[caddyhub %s] starting %s for user %s on %s\n",
+			time.Now().UTC().Format(time.RFC3339), quoteArgs(argv), req.User, serviceURL)
+		cmd := &exec.Cmd{
+			Path:   path,
+			Args:   argv,
+			Env:    spawners.EnvList(env),
+			Dir:    sp.Dir,
+			Stdout: logf, // an *os.File: handed over as is, no pipe
+			Stderr: logf,
+			SysProcAttr: &syscall.SysProcAttr{
+				Setsid:     true, // own session and group: no signals from the hub's terminal, killable as a group
+				Credential: sp.Credential,
+			},
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, startFailure(argv[0], path, sp, err)
+		}
+		c := &child{cmd: cmd, done: make(chan struct{})}
+		// Read the start time before anything can reap the process.
+		st, statErr := readStat(cmd.Process.Pid)
+		go func() {
+			_ = cmd.Wait()
+			c.state = cmd.ProcessState
+			close(c.done)
+		}()
+		if statErr != nil && !errors.Is(statErr, errNoProcess) {
+			kill(c, o)
+			return nil, statErr
+		}
+		state := State{PID: cmd.Process.Pid, StartTicks: st.StartTicks, BootID: bootID(), Port: port, Log: sp.LogPath}
+		log.Debug("server process started", zap.String("user", req.User), zap.String("server", req.ServerName),
+			zap.Int("pid", state.PID), zap.String("url", url), zap.Int("attempt", attempt))
+		progress(spawners.Event{Progress: 30, Message: fmt.Sprintf("Server process started (pid %d); waiting for it to answer", state.PID)})
+
+		httpDeadline := time.Now().Add(time.Duration(o.HTTPTimeout))
+		err = waitUp(ctx, url+prefix, c.done, httpDeadline)
+		if err == nil {
+			raw, err := json.Marshal(state)
+			if err != nil {
+				kill(c, o)
+				return nil, fmt.Errorf("encoding spawner state: %w", err)
+			}
+			log.Info("server started", zap.String("user", req.User), zap.String("server", req.ServerName),
+				zap.Int("pid", state.PID), zap.String("url", url), zap.Duration("took", time.Since(start)))
+			progress(spawners.Event{Progress: 90, Message: "Server answers at " + url + prefix})
+			return &spawners.Server{URL: url, State: raw}, nil
+		}
+		kill(c, o)
+		switch {
+		case errors.Is(err, errExited):
+			tail := tailLines(sp.LogPath, offset, tailLineCount)
+			if attempt < attempts && strings.Contains(strings.ToLower(tail), "already in use") {
+				log.Debug("server could not bind its port, retrying", zap.String("user", req.User), zap.Int("port", port))
+				progress(spawners.Event{Progress: 10, Message: fmt.Sprintf("Port %d was taken; trying another", port)})
+				if fi, err := os.Stat(sp.LogPath); err == nil {
+					offset = fi.Size()
+				}
+				continue
+			}
+			msg := "the server " + exitText(c.state)
+			if o.Port != 0 && strings.Contains(strings.ToLower(tail), "already in use") {
+				msg += fmt.Sprintf(" (port %d, set by the spawner's port option, is in use)", o.Port)
+			}
+			if tail != "" {
+				msg += "; last lines of its output:\n" + tail
+			}
+			log.Warn("server exited early", zap.String("user", req.User), zap.String("server", req.ServerName),
+				zap.String("status", c.state.String()), zap.String("log", sp.LogPath))
+			return nil, &spawners.StartError{Kind: spawners.ErrExitedEarly, Msg: msg}
+		case errors.Is(err, errHTTPTimeout):
+			log.Warn("server did not answer in time", zap.String("user", req.User), zap.String("server", req.ServerName),
+				zap.Duration("http_timeout", time.Duration(o.HTTPTimeout)), zap.String("log", sp.LogPath))
+			return nil, &spawners.StartError{Kind: spawners.ErrHTTPTimeout,
+				Msg: fmt.Sprintf("the server did not answer at %s within http_timeout (%s)", url+prefix, time.Duration(o.HTTPTimeout))}
+		case errors.Is(err, context.DeadlineExceeded) && time.Since(start) >= time.Duration(o.StartTimeout):
+			log.Warn("server start timed out", zap.String("user", req.User), zap.String("server", req.ServerName),
+				zap.Duration("start_timeout", time.Duration(o.StartTimeout)), zap.String("log", sp.LogPath))
+			return nil, &spawners.StartError{Kind: spawners.ErrStartTimeout,
+				Msg: fmt.Sprintf("the server did not start within start_timeout (%s)", time.Duration(o.StartTimeout))}
+		default:
+			return nil, fmt.Errorf("starting server for %s: %w", req.User, err)
+		}
+	}
+}
+
+var (
+	errExited      = errors.New("process exited")
+	errHTTPTimeout = errors.New("http timeout")
+)
+
+// waitUp polls url until any HTTP response arrives (JupyterHub's
+// wait_for_http_server; redirects are not followed), the process exits
+// (errExited), the deadline passes (errHTTPTimeout) or ctx ends.
+func waitUp(ctx context.Context, url string, done <-chan struct{}, deadline time.Time) error {
+	client := &http.Client{
+		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+	defer client.CloseIdleConnections()
+	delay := 10 * time.Millisecond
+	for {
+		select {
+		case <-done:
+			return errExited
+		default:
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return errHTTPTimeout
+		}
+		rctx, cancel := context.WithTimeout(ctx, min(left, 5*time.Second))
+		req, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
+		if err != nil {
+			cancel()
+			return fmt.Errorf("building request to %s: %w", url, err)
+		}
+		resp, err := client.Do(req)
+		cancel()
+		if err == nil {
+			resp.Body.Close()
+			select {
+			case <-done: // someone else answered on the port we lost
+				return errExited
+			default:
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		t := time.NewTimer(min(delay, max(time.Until(deadline), 0)))
+		select {
+		case <-done:
+			t.Stop()
+			return errExited
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		delay = min(delay*2, 250*time.Millisecond)
+	}
+}
+
+// kill ends a failed start: SIGKILL to the group, then wait for the
+// process to be reaped and the group to empty, each bounded by kill_timeout.
+func kill(c *child, o *spawners.Options) {
+	pid := c.cmd.Process.Pid
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	t := time.NewTimer(time.Duration(o.KillTimeout))
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+	}
+	_, _ = waitGroupGone(context.Background(), pid, 0, time.Duration(o.KillTimeout))
+}
+
+// freePort asks the kernel for a free TCP port on ip.
+func freePort(ip string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port on %s: %w", ip, err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// connectHost is the host the hub connects to for a server listening on ip:
+// loopback for an unspecified address.
+func connectHost(ip string) string {
+	p := net.ParseIP(ip)
+	switch {
+	case p == nil:
+		return ip
+	case p.IsUnspecified() && p.To4() != nil:
+		return "127.0.0.1"
+	case p.IsUnspecified():
+		return "::1"
+	}
+	return ip
+}
+
+// commandError explains a failed lookup of cmd.
+func commandError(name, path string, err error) error {
+	msg := "command not found: " + name
+	switch {
+	case errors.Is(err, os.ErrNotExist) && strings.Contains(name, "/"):
+		msg += " (no such file)"
+	case errors.Is(err, os.ErrNotExist):
+		msg += " (searched PATH " + path + ")"
+		if name == "jupyterhub-singleuser" {
+			msg += "; install jupyterhub: apt-get install jupyterhub or pip install jupyterhub"
+		}
+	default:
+		msg = fmt.Sprintf("cannot run %s: %v", name, err)
+	}
+	return &spawners.StartError{Kind: spawners.ErrCommandNotFound, Msg: msg, Cause: err}
+}
+
+// startFailure explains a failed exec.
+func startFailure(name, path string, sp Spec, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) && pe.Op == "chdir" {
+		return fmt.Errorf("cannot start the server in %s: %w", sp.Dir, pe.Err)
+	}
+	who := ""
+	if sp.Account != "" {
+		who = " as user " + sp.Account
+	}
+	if errors.Is(err, os.ErrPermission) {
+		return &spawners.StartError{Kind: spawners.ErrCommandNotFound,
+			Msg: fmt.Sprintf("permission denied running %s%s", path, who), Cause: err}
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return commandError(name, "", err)
+	}
+	return fmt.Errorf("starting %s%s: %w", path, who, err)
+}
+
+// exitText describes how a process ended: "exited early with status 3".
+func exitText(ps *os.ProcessState) string {
+	if ps == nil {
+		return "exited early"
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return fmt.Sprintf("was killed by signal %d (%s) before it answered", int(ws.Signal()), ws.Signal())
+	}
+	return fmt.Sprintf("exited early with status %d", ps.ExitCode())
+}
+
+func quoteArgs(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		if a == "" || strings.ContainsAny(a, " \t\n\"'\\$") {
+			a = strconv.Quote(a)
+		}
+		q[i] = a
+	}
+	return strings.Join(q, " ")
+}
