@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 )
 
@@ -22,9 +21,11 @@ const Package = "github.com/caddyhub/caddyhub/spawners/internal/testserver"
 // It runs `go build` with the current toolchain from inside this module, so
 // call it from a test (whose working directory is in the module).
 func Build(dir string) (string, error) {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		if goBin, err = exec.LookPath("go"); err != nil {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		// go test puts the toolchain's root in GOROOT when PATH lacks it.
+		goBin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+		if _, serr := os.Stat(goBin); os.Getenv("GOROOT") == "" || serr != nil {
 			return "", fmt.Errorf("building test server: no go command: %w", err)
 		}
 	}

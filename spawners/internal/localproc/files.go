@@ -99,7 +99,10 @@ func lookPath(name, path string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return abs, checkExecutable(abs)
+		if err := checkExecutable(abs); err != nil {
+			return "", err
+		}
+		return abs, nil
 	}
 	if path == "" {
 		path = "/usr/local/bin:/usr/bin:/bin"

@@ -224,7 +224,16 @@ func waitUp(ctx context.Context, url string, done <-chan struct{}, deadline time
 		if left <= 0 {
 			return errHTTPTimeout
 		}
-		rctx, cancel := context.WithTimeout(ctx, min(left, 5*time.Second))
+		// Bound each request, and abandon it when the process exits: a
+		// stranger holding the port may accept and never answer.
+		rctx, cancel := context.WithTimeout(ctx, min(left, 2*time.Second))
+		go func() {
+			select {
+			case <-done:
+				cancel()
+			case <-rctx.Done():
+			}
+		}()
 		req, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
 		if err != nil {
 			cancel()
