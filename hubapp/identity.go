@@ -1,0 +1,127 @@
+package hubapp
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyhub/caddyhub/hubapp/rbac"
+	"github.com/caddyhub/caddyhub/hubapp/store"
+)
+
+// Identity is who made a request to the hub.
+type Identity struct {
+	// User is set when a user made the request (login cookie or one of the user's tokens).
+	User *store.User
+	// Service is set when a service made the request with its token.
+	Service *Service
+	// Token is the token presented; nil for cookie-authenticated requests.
+	Token *store.Token
+	// SessionHash is the login session behind the request (the cookie's, or the session an OAuth
+	// token was issued under).
+	SessionHash string
+	// Scopes are the expanded scopes the request holds: the token's scopes intersected with its
+	// owner's at this moment (JupyterHub 2+), or the owner's for cookie requests.
+	Scopes rbac.Set
+}
+
+// Name returns the user's or service's name.
+func (id *Identity) Name() string {
+	switch {
+	case id == nil:
+		return ""
+	case id.User != nil:
+		return id.User.Name
+	case id.Service != nil:
+		return id.Service.Name
+	}
+	return ""
+}
+
+var errBadToken = errors.New("invalid or expired token")
+
+// tokenFromRequest extracts an API token: `Authorization: token …` or `Bearer …`, or ?token=
+// (JupyterHub accepts the query form too).
+func tokenFromRequest(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+		if ok && (strings.EqualFold(scheme, "token") || strings.EqualFold(scheme, "bearer")) {
+			return strings.TrimSpace(tok)
+		}
+		return ""
+	}
+	return r.URL.Query().Get("token")
+}
+
+// identify returns who made the request: token first, then the login cookie. (nil, nil) means anonymous;
+// errBadToken means a token was presented and is not valid (JupyterHub answers 403).
+func (h *Hub) identify(r *http.Request) (*Identity, error) {
+	if secret := tokenFromRequest(r); secret != "" {
+		return h.identifyToken(secret)
+	}
+	sess, user, err := h.sessionFromRequest(r)
+	if err != nil || sess == nil {
+		return nil, err
+	}
+	id := &Identity{User: user, SessionHash: sess.Hash}
+	if err := h.resolveScopes(id); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+func (h *Hub) identifyToken(secret string) (*Identity, error) {
+	now := time.Now()
+	id := &Identity{}
+	if user, ok := h.app.APITokens[secret]; ok {
+		// Legacy api_tokens: the token acts as the user with the user's full scopes.
+		u, err := h.ensureUser(user)
+		if err != nil {
+			return nil, err
+		}
+		id.User = u
+		return id, h.resolveScopes(id)
+	}
+	for _, s := range h.app.Services {
+		if s.APIToken != "" && constantTimeEqual(s.APIToken, secret) {
+			id.Service = s
+			return id, h.resolveScopes(id)
+		}
+	}
+	err := h.store.View(func(tx *store.Txn) error {
+		t, err := tx.TokenBySecret(secret, now)
+		if err != nil {
+			return err
+		}
+		id.Token, id.SessionHash = t, t.SessionHash
+		if t.User != "" {
+			id.User, err = tx.User(t.User)
+			return err
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errBadToken
+	}
+	if err != nil {
+		return nil, err
+	}
+	if id.Token.Service != "" {
+		if id.Service = h.app.service(id.Token.Service); id.Service == nil {
+			return nil, errBadToken
+		}
+	}
+	h.noteTokenUse(id.Token, now)
+	return id, h.resolveScopes(id)
+}
+
+// service returns the configured service called name, or nil.
+func (a *App) service(name string) *Service {
+	for _, s := range a.Services {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+package hubapp
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddyhub/caddyhub/caddymodule/routetable"
+	"github.com/caddyhub/caddyhub/hubapp/store"
+)
+
+// sharedPool holds what must outlive a config reload, keyed by absolute data_dir: Badger's directory
+// lock allows one open handle, and the route table must not blink while the new config starts
+// before the old one stops (caddy-architecture.md §2.2).
+var sharedPool = caddy.NewUsagePool()
+
+// activityFlushInterval is how often route activity reaches the store.
+const activityFlushInterval = 5 * time.Second
+
+// shared is the state of one data_dir, shared by every config generation that names it.
+type shared struct {
+	store  *store.Store
+	table  *routetable.Table
+	logger *zap.Logger
+
+	// spawns tracks users' servers in flight across config generations (see spawn.go).
+	runtime *runtimeState
+
+	stopFlush chan struct{}
+	flushDone chan struct{}
+	closeOnce sync.Once
+}
+
+func openShared(dir string, logger *zap.Logger) (*shared, error) {
+	st, err := store.Open(dir, logger.Named("store"))
+	if err != nil {
+		return nil, err
+	}
+	recs, err := st.Routes()
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	table := routetable.New()
+	loaded := make([]routetable.Record, 0, len(recs))
+	for _, r := range recs {
+		loaded = append(loaded, routetable.Record{Key: r.Key, Target: r.Target, Data: r.Data, LastActivity: r.LastActivity})
+	}
+	if err := table.Load(loaded); err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("loading %d routes from %s: %w", len(recs), dir, err)
+	}
+	table.SetPersister(routePersister{st})
+	s := &shared{
+		store:     st,
+		table:     table,
+		logger:    logger,
+		runtime:   newRuntimeState(),
+		stopFlush: make(chan struct{}),
+		flushDone: make(chan struct{}),
+	}
+	go s.flushLoop()
+	logger.Info("hub store opened", zap.String("data_dir", dir), zap.Int("routes", len(recs)))
+	return s, nil
+}
+
+// flushLoop writes route activity to the store in batches; the hot path only stores an atomic.
+func (s *shared) flushLoop() {
+	defer close(s.flushDone)
+	t := time.NewTicker(activityFlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopFlush:
+			return
+		case <-t.C:
+			if err := s.table.FlushActivity(); err != nil {
+				s.logger.Error("flushing route activity", zap.Error(err))
+			}
+		}
+	}
+}
+
+// Destruct runs when the last config generation using this data_dir is unloaded.
+func (s *shared) Destruct() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.stopFlush)
+		<-s.flushDone
+		if ferr := s.table.FlushActivity(); ferr != nil {
+			s.logger.Error("flushing route activity", zap.Error(ferr))
+		}
+		err = s.store.Close()
+	})
+	return err
+}
+
+// routePersister adapts the store to routetable.Persister.
+type routePersister struct{ st *store.Store }
+
+func (p routePersister) SaveRoute(rec routetable.Record) error {
+	return p.st.SaveRoute(store.Route{Key: rec.Key, Target: rec.Target, Data: rec.Data, LastActivity: rec.LastActivity})
+}
+
+func (p routePersister) DeleteRoute(key string) error { return p.st.DeleteRoute(key) }
+
+func (p routePersister) SaveActivity(acts map[string]time.Time) error { return p.st.SaveActivity(acts) }
