@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -167,7 +168,7 @@ func (e *Engine) roleScopesLocked(roleNames []string) ([]string, error) {
 // for a user, its own roles and those of its groups (the caller passes the
 // union). Results are cached per owner and role set.
 func (e *Engine) OwnerScopes(owner Owner, roleNames []string) (Set, error) {
-	key := owner.key() + "\x00" + roleKey(roleNames)
+	key := owner.key() + "|" + listKey(roleNames)
 	e.mu.RLock()
 	s, ok := e.owners[key]
 	e.mu.RUnlock()
@@ -197,15 +198,25 @@ func (e *Engine) store(cache *map[string]Set, key string, s Set) {
 	e.mu.Unlock()
 }
 
-func roleKey(names []string) string {
+// listKey encodes a set of strings (order and duplicates ignored) as an
+// unambiguous cache key part: each element length-prefixed.
+func listKey(names []string) string {
 	if len(names) > 1 && !slices.IsSorted(names) {
 		names = slices.Clone(names)
 		slices.Sort(names)
 	}
-	if len(names) > 1 {
-		names = slices.Compact(slices.Clone(names))
+	var b strings.Builder
+	prev := ""
+	for i, n := range names {
+		if i > 0 && n == prev {
+			continue
+		}
+		prev = n
+		b.WriteString(strconv.Itoa(len(n)))
+		b.WriteByte(':')
+		b.WriteString(n)
 	}
-	return strings.Join(names, "\x00")
+	return b.String()
 }
 
 // Token is what the engine needs to know about an API or OAuth token.
@@ -239,7 +250,7 @@ func (e *Engine) TokenScopes(t Token, groups GroupLookup) (Set, error) {
 	if slices.Contains(t.Scopes, ScopeInherit) {
 		return owner, nil
 	}
-	key := t.Owner.key() + "\x00" + roleKey(t.OwnerRoles) + "\x01" + roleKey(t.Scopes) + "\x01" + t.Client.key()
+	key := t.Owner.key() + "|" + listKey(t.OwnerRoles) + "|" + listKey(t.Scopes) + "|" + t.Client.key()
 	e.mu.RLock()
 	s, ok := e.tokens[key]
 	e.mu.RUnlock()

@@ -354,3 +354,63 @@ func TestEngineConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func BenchmarkEngine(b *testing.B) {
+	e, err := NewEngine(EngineOptions{Roles: []Role{{Name: "staff", Scopes: []string{"read:users!group=students", "access:servers!group=students"}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	alice := UserOwner("alice")
+	roles := []string{"staff", "user"}
+	b.Run("OwnerScopes/cached", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := e.OwnerScopes(alice, roles); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	tok := Token{Owner: alice, OwnerRoles: roles, Scopes: []string{"read:users!user", "access:servers!server=alice/"}}
+	b.Run("TokenScopes/cached", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := e.TokenScopes(tok, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("TokenScopes/uncached", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := e.reg.ExpandFor(tok.Scopes, alice, Client{}); err != nil {
+				b.Fatal(err)
+			}
+			owner, _ := e.OwnerScopes(alice, roles)
+			req, _ := e.tokenRequest(tok)
+			Intersect(req, owner, nil)
+		}
+	})
+}
+
+// TestTokenCacheKeysUnambiguous: scope lists that concatenate alike must
+// not share a cache entry.
+func TestTokenCacheKeysUnambiguous(t *testing.T) {
+	e := newEngine(t)
+	owner := UserOwner("alice")
+	a := tokenScopes(t, e, Token{Owner: owner, OwnerRoles: []string{"user"}, Scopes: []string{"read:users!user=alice", "read:tokens!user=alice"}}, nil)
+	if !a.Allows("read:tokens", UserResource("alice"), nil) {
+		t.Fatalf("token scopes = %q", a.Strings())
+	}
+	// a control character cannot smuggle a separator into a filter value
+	if _, err := e.TokenScopes(Token{Owner: owner, OwnerRoles: []string{"user"}, Scopes: []string{"read:users!user=alice\x00read:tokens!user=alice"}}, nil); !errors.Is(err, ErrInvalidFilter) {
+		t.Errorf("control character in a filter: %v", err)
+	}
+	if listKey([]string{"a:b", "c"}) == listKey([]string{"a", "b:c"}) || listKey([]string{"b", "a", "a"}) != listKey([]string{"a", "b"}) {
+		t.Error("listKey ambiguous or order-sensitive")
+	}
+	c := tokenScopes(t, e, Token{Owner: owner, OwnerRoles: []string{"user"}, Scopes: []string{"access:servers!server"}, Client: Client{Server: "alice/"}}, nil)
+	d := tokenScopes(t, e, Token{Owner: owner, OwnerRoles: []string{"user"}, Scopes: []string{"access:servers!server"}, Client: Client{Server: "alice/x"}}, nil)
+	if c.Equal(d) {
+		t.Error("tokens of different clients share a cache entry")
+	}
+}

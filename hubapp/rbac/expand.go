@@ -2,6 +2,7 @@ package rbac
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -43,9 +44,9 @@ func (o Owner) user() string {
 func (o Owner) key() string {
 	switch o.Kind {
 	case OwnerUser:
-		return "u:" + o.Name
+		return "u" + strconv.Itoa(len(o.Name)) + ":" + o.Name
 	case OwnerService:
-		return "s:" + o.Name
+		return "s" + strconv.Itoa(len(o.Name)) + ":" + o.Name
 	}
 	return "-"
 }
@@ -63,7 +64,7 @@ func (o Owner) String() string {
 
 // Client is the OAuth client that issued a token. The zero Client is the
 // hub itself (client id "jupyterhub"): API tokens from /hub/token or the
-// REST API.
+// REST API. Set at most one field.
 type Client struct {
 	// Server is the full name "<user>/<server>" when the client is a
 	// single-user server; bare `!server` filters resolve to it.
@@ -74,13 +75,7 @@ type Client struct {
 }
 
 func (c Client) key() string {
-	switch {
-	case c.Server != "":
-		return "server:" + c.Server
-	case c.Service != "":
-		return "service:" + c.Service
-	}
-	return "jupyterhub"
+	return strconv.Itoa(len(c.Server)) + ":" + c.Server + strconv.Itoa(len(c.Service)) + ":" + c.Service
 }
 
 // AccessScopes returns the scope needed to use the OAuth client's own

@@ -381,6 +381,9 @@ func (r *Registry) parse(scope string) (rawScope, error) {
 	if value == "" {
 		return rawScope{}, fmt.Errorf("scope %q: %w: empty %s name", scope, ErrInvalidFilter, key)
 	}
+	if strings.ContainsFunc(value, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+		return rawScope{}, fmt.Errorf("scope %q: %w: control character in %s name", scope, ErrInvalidFilter, key)
+	}
 	if p.kind == FilterServer {
 		if u, _, ok := strings.Cut(value, "/"); !ok || u == "" {
 			return rawScope{}, fmt.Errorf("scope %q: %w: a server filter is !server=<user>/<server>", scope, ErrInvalidFilter)

@@ -166,6 +166,8 @@ func TestExpandErrors(t *testing.T) {
 		{"servers!server=/gpu", ErrInvalidFilter, "<user>/<server>"},
 		{"servers!Server=alice/", ErrInvalidFilter, "!Server"},
 		{"access:services!service=", ErrInvalidFilter, "empty service"},
+		{"read:users!user=a\nb", ErrInvalidFilter, "control character"},
+		{"read:users!group=a\x00b", ErrInvalidFilter, "control character"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.scope, func(t *testing.T) {
