@@ -243,16 +243,29 @@ func (p *PAM) StartupWarning() string {
 	if unavailable != nil {
 		w = append(w, unavailable.Error()+".")
 	}
-	if _, err := os.Stat("/etc/pam.d/" + p.Service); errors.Is(err, os.ErrNotExist) {
-		if _, err := os.Stat("/etc/pam.conf"); errors.Is(err, os.ErrNotExist) {
-			w = append(w, fmt.Sprintf("PAM service %q has no file /etc/pam.d/%s, so PAM uses the service \"other\", which usually refuses everyone.",
-				p.Service, p.Service))
-		}
+	if !serviceConfigured(p.Service) {
+		w = append(w, fmt.Sprintf("PAM service %q has no file /etc/pam.d/%s, so PAM uses the service \"other\", which usually refuses everyone.",
+			p.Service, p.Service))
 	}
 	if uid := os.Geteuid(); uid != 0 {
 		w = append(w, fmt.Sprintf("caddy runs as uid %d, not root, so PAM can check the password of that account only.", uid))
 	}
 	return strings.Join(w, " ")
+}
+
+// serviceConfigured reports whether Linux-PAM finds a configuration for
+// service. When /etc/pam.d exists, Linux-PAM ignores /etc/pam.conf; newer
+// versions also read a vendor directory.
+func serviceConfigured(service string) bool {
+	if st, err := os.Stat("/etc/pam.d"); err != nil || !st.IsDir() {
+		return true // /etc/pam.conf or a system we do not know: don't guess
+	}
+	for _, dir := range []string{"/etc/pam.d/", "/usr/lib/pam.d/", "/usr/share/pam.d/"} {
+		if _, err := os.Stat(dir + service); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // UnmarshalCaddyfile sets up the authenticator from Caddyfile tokens,

@@ -299,9 +299,9 @@ var (
 	loadErr error
 )
 
-// load opens libpam once. A failure is remembered too: the library does
+// loadLibrary opens libpam once. A failure is remembered too: the library does
 // not appear while caddy runs.
-func load(name string) error {
+func loadLibrary(name string) error {
 	loadMu.Lock()
 	defer loadMu.Unlock()
 	if loaded {
@@ -393,7 +393,7 @@ func session(ctx context.Context, service, user string, open bool) error {
 // maxConcurrentPAMCall at once. PAM calls cannot be interrupted: when ctx
 // ends first, run returns and f finishes in the background.
 func run(ctx context.Context, f func() error) error {
-	if err := load(libraryName); err != nil {
+	if err := loadLibrary(libraryName); err != nil {
 		return err
 	}
 	select {

@@ -63,13 +63,13 @@ func TestConversation(t *testing.T) {
 }
 
 func TestLoadMissingLibrary(t *testing.T) {
-	err := load("libcaddyhub-no-such-pam.so.0")
+	err := loadLibrary("libcaddyhub-no-such-pam.so.0")
 	if err == nil || !strings.Contains(err.Error(), "libcaddyhub-no-such-pam.so.0") {
 		t.Fatalf("load of a missing library: %v; want an error naming it", err)
 	}
 	// The real library still loads afterwards (libpam0g is on every Debian).
-	if err := load(libraryName); err != nil {
-		t.Fatalf("load(%s): %v", libraryName, err)
+	if err := loadLibrary(libraryName); err != nil {
+		t.Fatalf("loadLibrary(%s): %v", libraryName, err)
 	}
 }
 

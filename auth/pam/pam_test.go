@@ -1,0 +1,175 @@
+package pam
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// requireE2E skips a test that needs something this machine lacks, or
+// fails it when CI says every end-to-end test must run.
+func requireE2E(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("HUB_REQUIRE_E2E") == "1" {
+		t.Fatalf("HUB_REQUIRE_E2E=1 but %s", why)
+	}
+	t.Skip(why)
+}
+
+// parse parses `authenticator <name> {...}` the way the hub app does.
+func parse(t *testing.T, input string) (caddyfile.Unmarshaler, error) {
+	t.Helper()
+	d := caddyfile.NewTestDispenser(input)
+	if !d.Next() || d.Val() != "authenticator" || !d.NextArg() {
+		t.Fatalf("test input must start with 'authenticator <name>': %q", input)
+	}
+	return caddyfile.UnmarshalModule(d, "jupyterhub.authenticators."+d.Val())
+}
+
+// host stands in for the hub app: it loads the module the way hubapp does.
+type host struct {
+	AuthenticatorRaw json.RawMessage `json:"authenticator,omitempty" caddy:"namespace=jupyterhub.authenticators inline_key=authenticator"`
+}
+
+// load loads and provisions (and validates) a module from its JSON.
+func load(t *testing.T, raw string) (*PAM, error) {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	h := host{AuthenticatorRaw: json.RawMessage(raw)}
+	mod, err := ctx.LoadModule(&h, "AuthenticatorRaw")
+	if err != nil {
+		return nil, err
+	}
+	return mod.(*PAM), nil
+}
+
+func TestCaddyfile(t *testing.T) {
+	tests := []struct{ name, input, wantJSON string }{
+		{"bare", `authenticator pam`, `{"authenticator":"pam"}`},
+		{"everything", `authenticator pam {
+				service jupyterhub
+				check_account false
+				open_sessions
+				allowed_groups students staff
+				admin_groups wheel
+				allowed_users alice
+				admin_users root1
+				blocked_users eve
+				create_system_users
+			}`,
+			`{"admin_groups":["wheel"],"admin_users":["root1"],"allowed_groups":["students","staff"],"allowed_users":["alice"],"authenticator":"pam","blocked_users":["eve"],"check_account":false,"create_system_users":true,"open_sessions":true,"service":"jupyterhub"}`},
+		{"check_account explicitly on", "authenticator pam {\n check_account\n}", `{"authenticator":"pam","check_account":true}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			unm, err := parse(t, tt.input)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(caddyconfig.JSONModuleObject(unm, "authenticator", "pam", nil)); got != tt.wantJSON {
+				t.Fatalf("JSON\n got: %s\nwant: %s", got, tt.wantJSON)
+			}
+		})
+	}
+}
+
+func TestCaddyfileErrors(t *testing.T) {
+	tests := []struct{ input, wantErr string }{
+		{"authenticator pam {\n\tsevice login\n}", `unrecognized pam authenticator option "sevice"`},
+		{"authenticator pam extra", "wrong argument count"},
+		{"authenticator pam {\n\tservice\n}", "wrong argument count"},
+		{"authenticator pam {\n\tservice a b\n}", "wrong argument count"},
+		{"authenticator pam {\n\tcheck_account nope\n}", "want true or false"},
+		{"authenticator pam {\n\tallowed_groups\n}", "at least one group"},
+		{"authenticator pam {\n\tadmin_users\n}", "at least one username"},
+	}
+	for _, tt := range tests {
+		if _, err := parse(t, tt.input); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%q: error = %v; want it to contain %q", tt.input, err, tt.wantErr)
+		}
+	}
+}
+
+func TestJSONAndDefaults(t *testing.T) {
+	p, err := load(t, `{"authenticator":"pam"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Service != "login" || !p.checkAccountSet || p.OpenSessions {
+		t.Fatalf("defaults: service=%q check_account=%v open_sessions=%v", p.Service, p.checkAccountSet, p.OpenSessions)
+	}
+	if p.Common() != &p.Options {
+		t.Fatal("Common must return the embedded options")
+	}
+
+	raw := `{"authenticator":"pam","service":"jupyterhub","check_account":false,"allowed_groups":["g1"],"admin_users":["alice"]}`
+	p, err = load(t, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Service != "jupyterhub" || p.checkAccountSet || len(p.AllowedGroups) != 1 || len(p.AdminUsers) != 1 {
+		t.Fatalf("loaded %+v", p)
+	}
+	out := string(caddyconfig.JSONModuleObject(p, "authenticator", "pam", nil))
+	want := `{"admin_users":["alice"],"allowed_groups":["g1"],"authenticator":"pam","check_account":false,"service":"jupyterhub"}`
+	if out != want {
+		t.Fatalf("round trip\n got: %s\nwant: %s", out, want)
+	}
+	if _, err := load(t, out); err != nil {
+		t.Fatalf("reloading %s: %v", out, err)
+	}
+
+	for _, bad := range []struct{ raw, wantErr string }{
+		{`{"authenticator":"pam","service":"../etc"}`, "not a PAM service name"},
+		{`{"authenticator":"pam","allowed_groups":[" "]}`, "empty group name"},
+		{`{"authenticator":"pam","admin_users":["a/b"]}`, "admin_users"},
+		{`{"authenticator":"pam","sevice":"x"}`, "sevice"},
+	} {
+		if _, err := load(t, bad.raw); err == nil || !strings.Contains(err.Error(), bad.wantErr) {
+			t.Errorf("%s: error = %v; want it to contain %q", bad.raw, err, bad.wantErr)
+		}
+	}
+}
+
+func TestStartupWarning(t *testing.T) {
+	tests := []struct {
+		raw     string
+		want    []string
+		notWant []string
+	}{
+		{raw: `{"authenticator":"pam"}`, want: []string{"nobody can log in"}},
+		{raw: `{"authenticator":"pam","allowed_groups":["staff"]}`, notWant: []string{"nobody can log in", "Only admin_users"}},
+		{raw: `{"authenticator":"pam","allow_all":true,"service":"caddyhub-no-such-service"}`,
+			want: []string{`PAM service "caddyhub-no-such-service" has no file`}, notWant: []string{"nobody"}},
+	}
+	for _, tt := range tests {
+		p, err := load(t, tt.raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := p.StartupWarning()
+		for _, w := range tt.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: warning %q lacks %q", tt.raw, got, w)
+			}
+		}
+		for _, w := range tt.notWant {
+			if strings.Contains(got, w) {
+				t.Errorf("%s: warning %q should not say %q", tt.raw, got, w)
+			}
+		}
+		if unavailable != nil && !strings.Contains(got, "PAM is unavailable in this build") {
+			t.Errorf("%s: a build without PAM must say so at start: %q", tt.raw, got)
+		}
+		if os.Geteuid() != 0 && !strings.Contains(got, "not root") {
+			t.Errorf("%s: not running as root must be reported: %q", tt.raw, got)
+		}
+	}
+}
