@@ -39,6 +39,7 @@ type Engine struct {
 
 	mu     sync.RWMutex
 	roles  map[string]Role
+	gen    uint64         // bumped by SetRoles; results computed under an older generation are not cached
 	owners map[string]Set // owner key + role set → owner scopes
 	tokens map[string]Set // owner key + role set + token scopes + client → effective scopes
 }
@@ -90,6 +91,7 @@ func (e *Engine) SetRoles(roles []Role) error {
 	}
 	e.mu.Lock()
 	e.roles = m
+	e.gen++
 	e.owners = map[string]Set{}
 	e.tokens = map[string]Set{}
 	e.mu.Unlock()
@@ -171,13 +173,16 @@ func (e *Engine) OwnerScopes(owner Owner, roleNames []string) (Set, error) {
 	key := owner.key() + "|" + listKey(roleNames)
 	e.mu.RLock()
 	s, ok := e.owners[key]
+	gen := e.gen
+	var raw []string
+	var err error
+	if !ok {
+		raw, err = e.roleScopesLocked(roleNames)
+	}
 	e.mu.RUnlock()
 	if ok {
 		return s, nil
 	}
-	e.mu.RLock()
-	raw, err := e.roleScopesLocked(roleNames)
-	e.mu.RUnlock()
 	if err != nil {
 		return Set{}, fmt.Errorf("scopes of %s: %w", owner, err)
 	}
@@ -185,17 +190,22 @@ func (e *Engine) OwnerScopes(owner Owner, roleNames []string) (Set, error) {
 	if err != nil {
 		return Set{}, fmt.Errorf("scopes of %s: %w", owner, err)
 	}
-	e.store(&e.owners, key, s)
+	e.store(&e.owners, key, s, gen)
 	return s, nil
 }
 
-func (e *Engine) store(cache *map[string]Set, key string, s Set) {
+// store caches s unless the roles changed since gen, so that a result
+// computed from old roles never outlives SetRoles.
+func (e *Engine) store(cache *map[string]Set, key string, s Set, gen uint64) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.gen != gen {
+		return
+	}
 	if len(*cache) >= e.cacheSize {
 		*cache = map[string]Set{}
 	}
 	(*cache)[key] = s
-	e.mu.Unlock()
 }
 
 // listKey encodes a set of strings (order and duplicates ignored) as an
@@ -243,6 +253,9 @@ type Token struct {
 // owner's scopes. groups resolves group filters during the intersection
 // (nil: no resolution); results that did not need it are cached.
 func (e *Engine) TokenScopes(t Token, groups GroupLookup) (Set, error) {
+	e.mu.RLock()
+	gen := e.gen
+	e.mu.RUnlock()
 	owner, err := e.OwnerScopes(t.Owner, t.OwnerRoles)
 	if err != nil {
 		return Set{}, err
@@ -268,7 +281,7 @@ func (e *Engine) TokenScopes(t Token, groups GroupLookup) (Set, error) {
 	}
 	s = Intersect(requested, owner, lookup)
 	if !used {
-		e.store(&e.tokens, key, s)
+		e.store(&e.tokens, key, s, gen)
 	}
 	return s, nil
 }

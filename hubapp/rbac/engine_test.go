@@ -414,3 +414,24 @@ func TestTokenCacheKeysUnambiguous(t *testing.T) {
 		t.Error("tokens of different clients share a cache entry")
 	}
 }
+
+// TestStaleResultsNotCached: a result computed before SetRoles must not be
+// cached after it.
+func TestStaleResultsNotCached(t *testing.T) {
+	e := newEngine(t)
+	e.mu.RLock()
+	gen := e.gen
+	e.mu.RUnlock()
+	stale := mustExpand(t, "proxy")
+	if err := e.SetRoles(nil); err != nil {
+		t.Fatal(err)
+	}
+	e.store(&e.owners, "k", stale, gen)
+	if _, ok := e.owners["k"]; ok {
+		t.Error("result from an older role generation was cached")
+	}
+	e.store(&e.owners, "k", stale, gen+1)
+	if _, ok := e.owners["k"]; !ok {
+		t.Error("current result not cached")
+	}
+}
