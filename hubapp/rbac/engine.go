@@ -243,6 +243,11 @@ type Token struct {
 	// Client is the OAuth client that issued the token; zero for API
 	// tokens.
 	Client Client
+	// Shared are expanded scopes the owner holds through shares of other
+	// users' servers (JupyterHub ≥5, e.g. "access:servers!server=bob/");
+	// they count as the owner's. For requests authenticated by cookie, add
+	// them to [Engine.OwnerScopes] with [Set.Union].
+	Shared []string
 }
 
 // TokenScopes returns a token's effective scopes at the time of use
@@ -256,14 +261,14 @@ func (e *Engine) TokenScopes(t Token, groups GroupLookup) (Set, error) {
 	e.mu.RLock()
 	gen := e.gen
 	e.mu.RUnlock()
-	owner, err := e.OwnerScopes(t.Owner, t.OwnerRoles)
+	owner, err := e.ownerWithShares(t)
 	if err != nil {
 		return Set{}, err
 	}
 	if slices.Contains(t.Scopes, ScopeInherit) {
 		return owner, nil
 	}
-	key := t.Owner.key() + "|" + listKey(t.OwnerRoles) + "|" + listKey(t.Scopes) + "|" + t.Client.key()
+	key := t.Owner.key() + "|" + listKey(t.OwnerRoles) + "|" + listKey(t.Shared) + "|" + listKey(t.Scopes) + "|" + t.Client.key()
 	e.mu.RLock()
 	s, ok := e.tokens[key]
 	e.mu.RUnlock()
@@ -284,6 +289,20 @@ func (e *Engine) TokenScopes(t Token, groups GroupLookup) (Set, error) {
 		e.store(&e.tokens, key, s, gen)
 	}
 	return s, nil
+}
+
+// ownerWithShares returns the token owner's current scopes, shares
+// included.
+func (e *Engine) ownerWithShares(t Token) (Set, error) {
+	owner, err := e.OwnerScopes(t.Owner, t.OwnerRoles)
+	if err != nil || len(t.Shared) == 0 {
+		return owner, err
+	}
+	shared, err := e.reg.ParseSet(t.Shared)
+	if err != nil {
+		return Set{}, fmt.Errorf("shared scopes of %s: %w", t.Owner, err)
+	}
+	return owner.Union(shared), nil
 }
 
 // tokenRequest expands a token's own scopes with its client's access scope
@@ -313,7 +332,7 @@ func (e *Engine) CheckTokenScopes(t Token, groups GroupLookup) error {
 	if requested.IsEmpty() {
 		return nil
 	}
-	owner, err := e.OwnerScopes(t.Owner, t.OwnerRoles)
+	owner, err := e.ownerWithShares(t)
 	if err != nil {
 		return err
 	}

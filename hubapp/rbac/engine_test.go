@@ -435,3 +435,30 @@ func TestStaleResultsNotCached(t *testing.T) {
 		t.Error("current result not cached")
 	}
 }
+
+func TestTokenShares(t *testing.T) {
+	e := newEngine(t)
+	bob := UserOwner("bob")
+	shared := []string{"access:servers!server=alice/"}
+	// an inherit token gets what is shared with its owner
+	s := tokenScopes(t, e, Token{Owner: bob, OwnerRoles: []string{"user"}, Scopes: []string{"inherit"}, Shared: shared}, nil)
+	if !s.Allows("access:servers", ServerResource("alice", ""), nil) || s.Allows("access:servers", ServerResource("alice", "x"), nil) {
+		t.Errorf("inherit token with share = %q", s.Strings())
+	}
+	// an OAuth token issued by alice's server to bob
+	tok := Token{Owner: bob, OwnerRoles: []string{"user"}, Client: Client{Server: "alice/"}, Shared: shared}
+	if s := tokenScopes(t, e, tok, nil); !s.Allows("access:servers", ServerResource("alice", ""), nil) {
+		t.Errorf("oauth token for shared server = %q", s.Strings())
+	}
+	// once the share is revoked, the same token loses access
+	tok.Shared = nil
+	if s := tokenScopes(t, e, tok, nil); s.Allows("access:servers", ServerResource("alice", ""), nil) {
+		t.Error("access survives revoking the share")
+	}
+	if err := e.CheckTokenScopes(Token{Owner: bob, OwnerRoles: []string{"user"}, Scopes: shared, Shared: shared}, nil); err != nil {
+		t.Errorf("token for a shared server: %v", err)
+	}
+	if _, err := e.TokenScopes(Token{Owner: bob, OwnerRoles: []string{"user"}, Shared: []string{"access:servers!server"}}, nil); !errors.Is(err, ErrInvalidFilter) {
+		t.Errorf("bare filter in shared scopes: %v", err)
+	}
+}
