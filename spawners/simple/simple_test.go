@@ -665,3 +665,54 @@ func TestJSONModule(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentStarts starts servers for several users at once, as the hub
+// does after a burst of logins: each gets its own port, process and home.
+func TestConcurrentStarts(t *testing.T) {
+	s := newSpawner(t, nil)
+	const n = 8
+	dataDir := t.TempDir()
+	type result struct {
+		srv *spawners.Server
+		err error
+	}
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			user := fmt.Sprintf("user%d", i)
+			req := &spawners.StartRequest{User: user, ServicePrefix: "/user/" + user + "/", DataDir: dataDir}
+			srv, err := s.Start(context.Background(), req, nil)
+			results[i] = result{srv, err}
+		}()
+	}
+	wg.Wait()
+	urls := map[string]bool{}
+	for i, r := range results {
+		if r.err != nil {
+			t.Fatalf("start %d: %v", i, r.err)
+		}
+		t.Cleanup(func() { _ = s.Stop(context.Background(), r.srv.State) })
+		if urls[r.srv.URL] {
+			t.Fatalf("two servers share %s", r.srv.URL)
+		}
+		urls[r.srv.URL] = true
+		st := getStatus(t, r.srv, fmt.Sprintf("/user/user%d/", i))
+		if st.Env["JUPYTERHUB_USER"] != fmt.Sprintf("user%d", i) {
+			t.Fatalf("server %s belongs to %s", r.srv.URL, st.Env["JUPYTERHUB_USER"])
+		}
+	}
+	for _, r := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Stop(context.Background(), r.srv.State); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	requireNoTestServers(t)
+}

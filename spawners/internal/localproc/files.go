@@ -42,6 +42,11 @@ func LogPath(dataDir, user, server string) string {
 	return filepath.Join(dataDir, "logs", SafeName(user), file)
 }
 
+// maxLogSize is the size above which a start moves the old log aside to
+// <log>.1 (replacing an older one) instead of appending to it. A running
+// server's log is not rotated: it holds the file open.
+const maxLogSize = 16 << 20
+
 // openLog opens (creating) a log file for appending, hub-owned and 0600 in
 // hub-owned 0700 directories. It refuses to follow a symlink at the file, so
 // nobody can point the hub's writes elsewhere. It returns the file and its
@@ -49,6 +54,11 @@ func LogPath(dataDir, user, server string) string {
 func openLog(path string) (*os.File, int64, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, 0, fmt.Errorf("creating log directory: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Size() > maxLogSize {
+		if err := os.Rename(path, path+".1"); err != nil {
+			return nil, 0, fmt.Errorf("moving aside the old server log: %w", err)
+		}
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {

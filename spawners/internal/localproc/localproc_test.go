@@ -127,6 +127,18 @@ func TestOpenLogAndTail(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 || di.Mode().Perm() != 0o700 {
 		t.Fatalf("log mode %v, dir mode %v", fi.Mode(), di.Mode())
 	}
+	// A big log is moved aside at the next start.
+	if err := os.Truncate(p, maxLogSize+1); err != nil {
+		t.Fatal(err)
+	}
+	f, off, err = openLog(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if fi, err := os.Stat(p + ".1"); off != 0 || err != nil || fi.Size() != maxLogSize+1 {
+		t.Fatalf("big log not moved aside: offset %d, %v", off, err)
+	}
 	// A symlink planted at the log's place is not followed.
 	link := filepath.Join(dir, "logs", "u", "server-x.log")
 	target := filepath.Join(dir, "target")

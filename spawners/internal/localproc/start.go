@@ -335,7 +335,7 @@ func startFailure(name, path string, sp Spec, err error) error {
 	}
 	if errors.Is(err, os.ErrPermission) {
 		return &spawners.StartError{Kind: spawners.ErrCommandNotFound,
-			Msg: fmt.Sprintf("permission denied running %s%s", path, who), Cause: err}
+			Msg: fmt.Sprintf("permission denied running %s%s (may the account execute it and enter %s?)", path, who, sp.Dir), Cause: err}
 	}
 	if errors.Is(err, os.ErrNotExist) {
 		return commandError(name, "", err)
