@@ -298,3 +298,30 @@ func TestFilterKindString(t *testing.T) {
 		}
 	}
 }
+
+func TestRegistryAccessors(t *testing.T) {
+	r := Builtin()
+	if got := r.Subscopes("servers"); !slices.Equal(got, []string{"delete:servers", "read:servers", "read:users:name", "servers", "start:servers"}) {
+		t.Errorf("Subscopes(servers) = %q", got)
+	}
+	if r.Subscopes("nope") != nil {
+		t.Error("Subscopes(nope) not nil")
+	}
+	d, _ := r.Definition("servers")
+	d.Subscopes[0] = "mutated"
+	if d2, _ := r.Definition("servers"); d2.Subscopes[0] == "mutated" {
+		t.Error("Definition exposes the registry's slices")
+	}
+	e, err := NewEngine(EngineOptions{})
+	if err != nil || e.Registry() != r {
+		t.Errorf("engine registry = %v, %v", e.Registry(), err)
+	}
+	for o, want := range map[Owner]string{UserOwner("a"): "user a", ServiceOwner("s"): "service s", {}: "nobody"} {
+		if o.String() != want {
+			t.Errorf("%#v.String() = %q", o, o.String())
+		}
+	}
+	if IdentifyScopes(Owner{}) != nil || !slices.Equal(IdentifyScopes(ServiceOwner("s")), []string{"read:services:name!service=s"}) {
+		t.Error("IdentifyScopes wrong")
+	}
+}
