@@ -62,7 +62,8 @@ type Options struct {
 	// server. Default: PATH, PYTHONPATH, CONDA_ROOT, CONDA_DEFAULT_ENV,
 	// VIRTUAL_ENV, LANG, LC_ALL and JUPYTERHUB_SINGLEUSER_APP (JupyterHub
 	// 3.0's list; 5.2 and later keep only JUPYTERHUB_SINGLEUSER_APP, which
-	// you get by setting exactly that).
+	// you get by setting exactly that). In JSON, an empty list [] keeps
+	// nothing.
 	EnvKeep []string `json:"env_keep,omitempty"`
 
 	// StartTimeout bounds a whole start, from launching the process until
@@ -216,7 +217,7 @@ func ParseByteSize(s string) (int64, error) {
 // that are not shared options, so the module can parse its own or fail.
 //
 //	cmd <command> [<args>...]
-//	args <args>...
+//	args <args>...                    (repeatable, appends)
 //	notebook_dir <dir>
 //	default_url <url>
 //	environment <name> <value>       (repeatable), or

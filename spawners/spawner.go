@@ -67,9 +67,10 @@ type Server struct {
 	State json.RawMessage
 }
 
-// Event is one step of a start, shown to the user while they wait. The local
-// spawners report up to 90 and leave 100 ("ready") to the hub, which sends it
-// once the route is in place.
+// Event is one step of a start, shown to the user while they wait. Start
+// calls progress synchronously, from its own goroutine. The local spawners
+// report up to 90 and leave 100 ("ready") to the hub, which sends it once
+// the route is in place.
 type Event struct {
 	// Progress is 0..100.
 	Progress int

@@ -1,8 +1,9 @@
 // Package simple is the jupyterhub.spawners.simple module, JupyterHub's
 // SimpleLocalProcessSpawner: every user's server runs as the hub's own
 // account, with a private home under the hub's data_dir. It gives no
-// isolation between users: use it for demos and tests, and localprocess
-// for real users.
+// isolation between users — their code runs with the hub's rights and can
+// read the hub's data_dir (database, cookie secret) — so use it for demos and
+// tests, and localprocess for real users.
 package simple
 
 import (
