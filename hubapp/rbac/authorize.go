@@ -61,7 +61,7 @@ func (s Set) Authorize(scopes []string, res Resource, groupsOfUser []string) Dec
 	}
 	if !res.IsZero() {
 		for _, sc := range scopes {
-			if any, _ := s.Has(sc); any {
+			if held, _ := s.Has(sc); held {
 				return NotFound
 			}
 		}
@@ -75,7 +75,7 @@ func (s Set) Authorize(scopes []string, res Resource, groupsOfUser []string) Dec
 // [Set.ListServices].
 func (s Set) AuthorizeList(scopes ...string) Decision {
 	for _, sc := range scopes {
-		if any, _ := s.Has(sc); any {
+		if held, _ := s.Has(sc); held {
 			return Allowed
 		}
 	}

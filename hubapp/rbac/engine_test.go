@@ -242,10 +242,10 @@ func TestTokenNeverExceedsOwner(t *testing.T) {
 	}
 	tok.OwnerRoles = []string{"user"} // alice is no longer an admin
 	s = tokenScopes(t, e, tok, nil)
-	if any, _ := s.Has("admin:users"); any {
+	if held, _ := s.Has("admin:users"); held {
 		t.Errorf("token kept admin:users after the owner lost it: %q", s.Strings())
 	}
-	if any, _ := s.Has("proxy"); any {
+	if held, _ := s.Has("proxy"); held {
 		t.Errorf("token kept proxy after the owner lost it")
 	}
 	// an inherit token follows the owner down too
