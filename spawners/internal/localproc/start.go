@@ -66,9 +66,8 @@ func Start(ctx context.Context, sp Spec, progress func(spawners.Event)) (*spawne
 	if progress == nil {
 		progress = func(spawners.Event) {}
 	}
-	log := sp.Logger
-	if log == nil {
-		log = zap.NewNop()
+	if sp.Logger == nil {
+		sp.Logger = zap.NewNop()
 	}
 	o, req := sp.Options, sp.Request
 	prefix := req.ServicePrefix
@@ -93,107 +92,124 @@ func Start(ctx context.Context, sp Spec, progress func(spawners.Event)) (*spawne
 	}
 	defer logf.Close() // the process has its own copy of the descriptor
 
-	ip := o.IP
 	attempts := 1
 	if o.Port == 0 {
 		attempts = maxPortAttempts
 	}
 	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("starting server for %s: %w", req.User, err)
+		}
 		port := o.Port
 		if port == 0 {
-			if port, err = freePort(ip); err != nil {
+			if port, err = freePort(o.IP); err != nil {
 				return nil, err
 			}
 		}
-		serviceURL := "http://" + net.JoinHostPort(ip, strconv.Itoa(port)) + prefix
-		url := "http://" + net.JoinHostPort(connectHost(ip), strconv.Itoa(port))
-		env := sp.Env(serviceURL)
-		path, err := lookPath(argv[0], env["PATH"])
+		c, state, err := launch(sp, argv, port, prefix, logf)
 		if err != nil {
-			return nil, commandError(argv[0], env["PATH"], err)
+			return nil, err
 		}
-		fmt.Fprintf(logf, "[caddyhub %s] starting %s for user %s on %s\n",
-			time.Now().UTC().Format(time.RFC3339), quoteArgs(argv), req.User, serviceURL)
-		cmd := &exec.Cmd{
-			Path:   path,
-			Args:   argv,
-			Env:    spawners.EnvList(env),
-			Dir:    sp.Dir,
-			Stdout: logf, // an *os.File: handed over as is, no pipe
-			Stderr: logf,
-			SysProcAttr: &syscall.SysProcAttr{
-				Setsid:     true, // own session and group: no signals from the hub's terminal, killable as a group
-				Credential: sp.Credential,
-			},
-		}
-		if err := cmd.Start(); err != nil {
-			return nil, startFailure(argv[0], path, sp, err)
-		}
-		c := &child{cmd: cmd, done: make(chan struct{})}
-		// Read the start time before anything can reap the process.
-		st, statErr := readStat(cmd.Process.Pid)
-		go func() {
-			_ = cmd.Wait()
-			c.state = cmd.ProcessState
-			close(c.done)
-		}()
-		if statErr != nil && !errors.Is(statErr, errNoProcess) {
-			kill(c, o)
-			return nil, statErr
-		}
-		state := State{PID: cmd.Process.Pid, StartTicks: st.StartTicks, BootID: bootID(), Port: port, Log: sp.LogPath}
-		log.Debug("server process started", zap.String("user", req.User), zap.String("server", req.ServerName),
+		url := "http://" + net.JoinHostPort(connectHost(o.IP), strconv.Itoa(port))
+		sp.Logger.Debug("server process started", zap.String("user", req.User), zap.String("server", req.ServerName),
 			zap.Int("pid", state.PID), zap.String("url", url), zap.Int("attempt", attempt))
 		progress(spawners.Event{Progress: 30, Message: fmt.Sprintf("Server process started (pid %d); waiting for it to answer", state.PID)})
 
-		httpDeadline := time.Now().Add(time.Duration(o.HTTPTimeout))
-		err = waitUp(ctx, url+prefix, c.done, httpDeadline)
+		err = waitUp(ctx, url+prefix, c.done, time.Now().Add(time.Duration(o.HTTPTimeout)))
 		if err == nil {
 			raw, err := json.Marshal(state)
 			if err != nil {
 				kill(c, o)
 				return nil, fmt.Errorf("encoding spawner state: %w", err)
 			}
-			log.Info("server started", zap.String("user", req.User), zap.String("server", req.ServerName),
+			sp.Logger.Info("server started", zap.String("user", req.User), zap.String("server", req.ServerName),
 				zap.Int("pid", state.PID), zap.String("url", url), zap.Duration("took", time.Since(start)))
 			progress(spawners.Event{Progress: 90, Message: "Server answers at " + url + prefix})
 			return &spawners.Server{URL: url, State: raw}, nil
 		}
 		kill(c, o)
-		switch {
-		case errors.Is(err, errExited):
-			tail := tailLines(sp.LogPath, offset, tailLineCount)
-			if attempt < attempts && strings.Contains(strings.ToLower(tail), "already in use") {
-				log.Debug("server could not bind its port, retrying", zap.String("user", req.User), zap.Int("port", port))
+		if errors.Is(err, errExited) && attempt < attempts {
+			if tail := tailLines(sp.LogPath, offset, tailLineCount); strings.Contains(strings.ToLower(tail), "already in use") {
+				sp.Logger.Debug("server could not bind its port, retrying", zap.String("user", req.User), zap.Int("port", port))
 				progress(spawners.Event{Progress: 10, Message: fmt.Sprintf("Port %d was taken; trying another", port)})
 				if fi, err := os.Stat(sp.LogPath); err == nil {
 					offset = fi.Size()
 				}
 				continue
 			}
-			msg := "the server " + exitText(c.state)
-			if o.Port != 0 && strings.Contains(strings.ToLower(tail), "already in use") {
-				msg += fmt.Sprintf(" (port %d, set by the spawner's port option, is in use)", o.Port)
-			}
-			if tail != "" {
-				msg += "; last lines of its output:\n" + tail
-			}
-			log.Warn("server exited early", zap.String("user", req.User), zap.String("server", req.ServerName),
-				zap.String("status", c.state.String()), zap.String("log", sp.LogPath))
-			return nil, &spawners.StartError{Kind: spawners.ErrExitedEarly, Msg: msg}
-		case errors.Is(err, errHTTPTimeout):
-			log.Warn("server did not answer in time", zap.String("user", req.User), zap.String("server", req.ServerName),
-				zap.Duration("http_timeout", time.Duration(o.HTTPTimeout)), zap.String("log", sp.LogPath))
-			return nil, &spawners.StartError{Kind: spawners.ErrHTTPTimeout,
-				Msg: fmt.Sprintf("the server did not answer at %s within http_timeout (%s)", url+prefix, time.Duration(o.HTTPTimeout))}
-		case errors.Is(err, context.DeadlineExceeded) && time.Since(start) >= time.Duration(o.StartTimeout):
-			log.Warn("server start timed out", zap.String("user", req.User), zap.String("server", req.ServerName),
-				zap.Duration("start_timeout", time.Duration(o.StartTimeout)), zap.String("log", sp.LogPath))
-			return nil, &spawners.StartError{Kind: spawners.ErrStartTimeout,
-				Msg: fmt.Sprintf("the server did not start within start_timeout (%s)", time.Duration(o.StartTimeout))}
-		default:
-			return nil, fmt.Errorf("starting server for %s: %w", req.User, err)
 		}
+		return nil, explain(err, sp, c, url+prefix, offset, start)
+	}
+}
+
+// launch starts the process for one attempt on port and a goroutine that
+// reaps it.
+func launch(sp Spec, argv []string, port int, prefix string, logf *os.File) (*child, State, error) {
+	serviceURL := "http://" + net.JoinHostPort(sp.Options.IP, strconv.Itoa(port)) + prefix
+	env := sp.Env(serviceURL)
+	path, err := lookPath(argv[0], env["PATH"])
+	if err != nil {
+		return nil, State{}, commandError(argv[0], env["PATH"], err)
+	}
+	fmt.Fprintf(logf, "[caddyhub %s] starting %s for user %s on %s\n",
+		time.Now().UTC().Format(time.RFC3339), quoteArgs(argv), sp.Request.User, serviceURL)
+	cmd := &exec.Cmd{
+		Path:   path,
+		Args:   argv,
+		Env:    spawners.EnvList(env),
+		Dir:    sp.Dir,
+		Stdout: logf, // an *os.File: handed over as is, no pipe; stdin is /dev/null
+		Stderr: logf,
+		SysProcAttr: &syscall.SysProcAttr{
+			Setsid:     true, // own session and group: no signals from the hub's terminal, killable as a group
+			Credential: sp.Credential,
+		},
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, State{}, startFailure(argv[0], path, sp, err)
+	}
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	// Read the start time before anything can reap the process.
+	st, statErr := readStat(cmd.Process.Pid)
+	go func() {
+		_ = cmd.Wait()
+		c.state = cmd.ProcessState
+		close(c.done)
+	}()
+	if statErr != nil && !errors.Is(statErr, errNoProcess) {
+		kill(c, sp.Options)
+		return nil, State{}, statErr
+	}
+	return c, State{PID: cmd.Process.Pid, StartTicks: st.StartTicks, BootID: bootID(), Port: port, Log: sp.LogPath}, nil
+}
+
+// explain turns a failed wait for the server into the error for the user,
+// and logs it for the operator.
+func explain(err error, sp Spec, c *child, url string, offset int64, start time.Time) error {
+	o, log := sp.Options, sp.Logger.With(zap.String("user", sp.Request.User),
+		zap.String("server", sp.Request.ServerName), zap.String("log", sp.LogPath))
+	switch {
+	case errors.Is(err, errExited):
+		tail := tailLines(sp.LogPath, offset, tailLineCount)
+		msg := "the server " + exitText(c.state)
+		if o.Port != 0 && strings.Contains(strings.ToLower(tail), "already in use") {
+			msg += fmt.Sprintf(" (port %d, set by the spawner's port option, is in use)", o.Port)
+		}
+		if tail != "" {
+			msg += "; last lines of its output:\n" + tail
+		}
+		log.Warn("server exited early", zap.String("status", c.state.String()))
+		return &spawners.StartError{Kind: spawners.ErrExitedEarly, Msg: msg}
+	case errors.Is(err, errHTTPTimeout):
+		log.Warn("server did not answer in time", zap.Duration("http_timeout", time.Duration(o.HTTPTimeout)))
+		return &spawners.StartError{Kind: spawners.ErrHTTPTimeout,
+			Msg: fmt.Sprintf("the server did not answer at %s within http_timeout (%s)", url, time.Duration(o.HTTPTimeout))}
+	case errors.Is(err, context.DeadlineExceeded) && time.Since(start) >= time.Duration(o.StartTimeout):
+		log.Warn("server start timed out", zap.Duration("start_timeout", time.Duration(o.StartTimeout)))
+		return &spawners.StartError{Kind: spawners.ErrStartTimeout,
+			Msg: fmt.Sprintf("the server did not start within start_timeout (%s)", time.Duration(o.StartTimeout))}
+	default:
+		return fmt.Errorf("starting server for %s: %w", sp.Request.User, err)
 	}
 }
 
