@@ -36,7 +36,7 @@ var appState atomic.Pointer[testAppState]
 func init() { caddy.RegisterModule(testApp{}) }
 
 func (testApp) CaddyModule() caddy.ModuleInfo {
-	return caddy.ModuleInfo{ID: "jupyterhub", New: func() caddy.Module { return testApp{} }}
+	return caddy.ModuleInfo{ID: "jupyterhub", New: func() caddy.Module { return new(testApp) }}
 }
 func (testApp) Start() error { return nil }
 func (testApp) Stop() error  { return nil }
