@@ -429,6 +429,23 @@ func TestPortRetry(t *testing.T) {
 	}
 }
 
+func TestPortRetryGivesUp(t *testing.T) {
+	s := newSpawner(t, func(s *Spawner) { s.Args = []string{"-addr-in-use"} })
+	var retries int
+	_, err := s.Start(context.Background(), newRequest(t, "frank"), func(e spawners.Event) {
+		if strings.Contains(e.Message, "was taken") {
+			retries++
+		}
+	})
+	if !errors.Is(err, spawners.ErrExitedEarly) || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("got %v, want an early exit quoting the bind error", err)
+	}
+	if retries != 2 {
+		t.Fatalf("%d retries, want 2 (3 attempts)", retries)
+	}
+	requireNoTestServers(t)
+}
+
 func TestNotebookDirAndNamedServer(t *testing.T) {
 	s := newSpawner(t, func(s *Spawner) {
 		s.NotebookDir = "~/work/{servername}"

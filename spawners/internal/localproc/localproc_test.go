@@ -247,3 +247,25 @@ func TestConnectHost(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPoll measures one Poll of a running process: the hub polls every
+// server at start, thousands of them.
+func BenchmarkPoll(b *testing.B) {
+	cmd := exec.Command("sleep", "600")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		b.Skip("no sleep command:", err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	st, err := readStat(cmd.Process.Pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, _ := json.Marshal(State{PID: cmd.Process.Pid, StartTicks: st.StartTicks, BootID: bootID(), Port: 1, Log: "/x"})
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, err := Poll(raw); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}

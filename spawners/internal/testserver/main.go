@@ -47,6 +47,7 @@ func main() {
 	withChild := flag.Bool("child", false, "start a child that stays in the process group and ignores SIGTERM")
 	write := flag.String("write", "", "create this file (relative to JUPYTERHUB_ROOT_DIR, else the working directory) before listening")
 	inUseOnce := flag.String("addr-in-use-once", "", "if this file does not exist, create it and fail as if the port were taken")
+	inUse := flag.Bool("addr-in-use", false, "always fail as if the port were taken")
 	flag.Parse()
 
 	fmt.Println("testserver: starting, args", os.Args[1:])
@@ -67,6 +68,10 @@ func main() {
 		}
 		fmt.Fprintln(os.Stderr, "testserver: fatal: told to exit")
 		os.Exit(*exitCode)
+	}
+	if *inUse {
+		fmt.Fprintln(os.Stderr, "testserver: listen tcp: bind: address already in use")
+		os.Exit(1)
 	}
 	if *inUseOnce != "" {
 		if _, err := os.Stat(*inUseOnce); os.IsNotExist(err) {
