@@ -16,6 +16,16 @@ import (
 	"github.com/caddyhub/caddyhub/auth"
 )
 
+// requireE2E skips a test that needs something this machine lacks, or
+// fails it when CI says every end-to-end test must run.
+func requireE2E(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("HUB_REQUIRE_E2E") == "1" {
+		t.Fatalf("HUB_REQUIRE_E2E=1 but %s", why)
+	}
+	t.Skip(why)
+}
+
 // systemAccount creates a throwaway system account with a password and
 // removes it (and its home and group) when the test ends. It needs root and
 // the passwd tools; without them the test is skipped (fatal under

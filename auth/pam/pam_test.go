@@ -12,16 +12,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
-// requireE2E skips a test that needs something this machine lacks, or
-// fails it when CI says every end-to-end test must run.
-func requireE2E(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("HUB_REQUIRE_E2E") == "1" {
-		t.Fatalf("HUB_REQUIRE_E2E=1 but %s", why)
-	}
-	t.Skip(why)
-}
-
 // parse parses `authenticator <name> {...}` the way the hub app does.
 func parse(t *testing.T, input string) (caddyfile.Unmarshaler, error) {
 	t.Helper()
