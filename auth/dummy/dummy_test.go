@@ -2,71 +2,23 @@ package dummy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"flag"
 	"reflect"
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/caddyhub/caddyhub/auth"
+	"github.com/caddyhub/caddyhub/auth/authtest"
 )
 
-// parse parses `authenticator <name> {...}` the way the hub app does.
-func parse(t *testing.T, input string) (caddyfile.Unmarshaler, error) {
-	t.Helper()
-	d := caddyfile.NewTestDispenser(input)
-	if !d.Next() || d.Val() != "authenticator" || !d.NextArg() {
-		t.Fatalf("test input must start with 'authenticator <name>': %q", input)
-	}
-	return caddyfile.UnmarshalModule(d, "jupyterhub.authenticators."+d.Val())
-}
+var update = flag.Bool("update", false, "rewrite the expected JSON of testdata/caddyfile/*.caddytest")
 
 func TestCaddyfile(t *testing.T) {
-	tests := []struct {
-		name, input, wantJSON string
-	}{
-		{
-			name:     "bare",
-			input:    `authenticator dummy`,
-			wantJSON: `{"authenticator":"dummy"}`,
-		},
-		{
-			name: "brief example",
-			input: `authenticator dummy {
-				password {env.HUB_DEMO_PASSWORD}
-				allowed_users alice bob
-				admin_users alice
-			}`,
-			wantJSON: `{"admin_users":["alice"],"allowed_users":["alice","bob"],"authenticator":"dummy","password":"{env.HUB_DEMO_PASSWORD}"}`,
-		},
-		{
-			name: "all common options",
-			input: `authenticator dummy {
-				blocked_users eve
-				allow_all false
-				create_system_users
-				username_pattern "[a-z]+"
-				username_map Root admin
-			}`,
-			wantJSON: `{"authenticator":"dummy","blocked_users":["eve"],"create_system_users":true,"username_map":{"Root":"admin"},"username_pattern":"[a-z]+"}`,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			unm, err := parse(t, tt.input)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := string(caddyconfig.JSONModuleObject(unm, "authenticator", "dummy", nil))
-			if got != tt.wantJSON {
-				t.Fatalf("JSON\n got: %s\nwant: %s", got, tt.wantJSON)
-			}
-		})
-	}
+	t.Setenv("HUB_DEMO_PASSWORD", "demo") // so that the golden JSON loads
+	authtest.Golden(t, "testdata/caddyfile", *update)
 }
 
 func TestCaddyfileErrors(t *testing.T) {
@@ -79,24 +31,16 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"authenticator dummy {\n\tallow_all perhaps\n}", "want true or false"},
 	}
 	for _, tt := range tests {
-		_, err := parse(t, tt.input)
+		_, err := authtest.Parse(tt.input)
 		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("%q: error = %v; want it to contain %q", tt.input, err, tt.wantErr)
 		}
 	}
 }
 
-// host stands in for the hub app: it loads the module the way hubapp does.
-type host struct {
-	AuthenticatorRaw json.RawMessage `json:"authenticator,omitempty" caddy:"namespace=jupyterhub.authenticators inline_key=authenticator"`
-}
-
 func load(t *testing.T, raw string) (*Dummy, error) {
 	t.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
-	h := host{AuthenticatorRaw: json.RawMessage(raw)}
-	mod, err := ctx.LoadModule(&h, "AuthenticatorRaw")
+	mod, err := authtest.Load(t, raw)
 	if err != nil {
 		return nil, err
 	}

@@ -1,39 +1,22 @@
 package pam
 
 import (
-	"context"
-	"encoding/json"
+	"flag"
 	"os"
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddyhub/caddyhub/auth/authtest"
 )
 
-// parse parses `authenticator <name> {...}` the way the hub app does.
-func parse(t *testing.T, input string) (caddyfile.Unmarshaler, error) {
-	t.Helper()
-	d := caddyfile.NewTestDispenser(input)
-	if !d.Next() || d.Val() != "authenticator" || !d.NextArg() {
-		t.Fatalf("test input must start with 'authenticator <name>': %q", input)
-	}
-	return caddyfile.UnmarshalModule(d, "jupyterhub.authenticators."+d.Val())
-}
+var update = flag.Bool("update", false, "rewrite the expected JSON of testdata/caddyfile/*.caddytest")
 
-// host stands in for the hub app: it loads the module the way hubapp does.
-type host struct {
-	AuthenticatorRaw json.RawMessage `json:"authenticator,omitempty" caddy:"namespace=jupyterhub.authenticators inline_key=authenticator"`
-}
-
-// load loads and provisions (and validates) a module from its JSON.
+// load loads, provisions and validates a module from its JSON, as the hub app does.
 func load(t *testing.T, raw string) (*PAM, error) {
 	t.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
-	h := host{AuthenticatorRaw: json.RawMessage(raw)}
-	mod, err := ctx.LoadModule(&h, "AuthenticatorRaw")
+	mod, err := authtest.Load(t, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -41,33 +24,7 @@ func load(t *testing.T, raw string) (*PAM, error) {
 }
 
 func TestCaddyfile(t *testing.T) {
-	tests := []struct{ name, input, wantJSON string }{
-		{"bare", `authenticator pam`, `{"authenticator":"pam"}`},
-		{"everything", `authenticator pam {
-				service jupyterhub
-				check_account false
-				open_sessions
-				allowed_groups students staff
-				admin_groups wheel
-				allowed_users alice
-				admin_users root1
-				blocked_users eve
-				create_system_users
-			}`,
-			`{"admin_groups":["wheel"],"admin_users":["root1"],"allowed_groups":["students","staff"],"allowed_users":["alice"],"authenticator":"pam","blocked_users":["eve"],"check_account":false,"create_system_users":true,"open_sessions":true,"service":"jupyterhub"}`},
-		{"check_account explicitly on", "authenticator pam {\n check_account\n}", `{"authenticator":"pam","check_account":true}`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			unm, err := parse(t, tt.input)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := string(caddyconfig.JSONModuleObject(unm, "authenticator", "pam", nil)); got != tt.wantJSON {
-				t.Fatalf("JSON\n got: %s\nwant: %s", got, tt.wantJSON)
-			}
-		})
-	}
+	authtest.Golden(t, "testdata/caddyfile", *update)
 }
 
 func TestCaddyfileErrors(t *testing.T) {
@@ -81,7 +38,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"authenticator pam {\n\tadmin_users\n}", "at least one username"},
 	}
 	for _, tt := range tests {
-		if _, err := parse(t, tt.input); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+		if _, err := authtest.Parse(tt.input); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("%q: error = %v; want it to contain %q", tt.input, err, tt.wantErr)
 		}
 	}
