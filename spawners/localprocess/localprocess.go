@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -74,10 +73,10 @@ func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progres
 	if err != nil {
 		return nil, err
 	}
-	var cred *syscall.Credential
+	var cred *localproc.Credential
 	switch euid := os.Geteuid(); {
 	case euid == 0:
-		cred = &syscall.Credential{Uid: acct.uid, Gid: acct.gid, Groups: acct.groups}
+		cred = &localproc.Credential{Uid: acct.uid, Gid: acct.gid, Groups: acct.groups}
 	case uint32(euid) == acct.uid:
 		// The hub's own account: nothing to switch.
 	default:

@@ -1,3 +1,5 @@
+//go:build unix
+
 package localproc
 
 import (
@@ -10,37 +12,6 @@ import (
 	"strings"
 	"syscall"
 )
-
-// SafeName turns a user or server name into one path element: letters,
-// digits and _ @ + - . are kept (a leading dot is escaped), anything else
-// becomes %XX. Distinct names give distinct elements.
-func SafeName(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		keep := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			strings.IndexByte("_@+-", c) >= 0 || c == '.' && i > 0
-		if keep {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	if b.Len() == 0 {
-		return "%"
-	}
-	return b.String()
-}
-
-// LogPath is where a server's output goes: DataDir/logs/<user>/server.log for
-// the default server, server-<name>.log for a named one.
-func LogPath(dataDir, user, server string) string {
-	file := "server.log"
-	if server != "" {
-		file = "server-" + SafeName(server) + ".log"
-	}
-	return filepath.Join(dataDir, "logs", SafeName(user), file)
-}
 
 // maxLogSize is the size above which a start moves the old log aside to
 // <log>.1 (replacing an older one) instead of appending to it. A running

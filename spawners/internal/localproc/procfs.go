@@ -1,3 +1,5 @@
+//go:build unix
+
 package localproc
 
 import (
@@ -82,6 +84,9 @@ func groupMembersAlive(pgid int, notBefore uint64) (bool, error) {
 	if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
 		return false, nil
 	}
+	if !haveProcfs() {
+		return true, nil // the kill above found some process in the group
+	}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return false, fmt.Errorf("listing processes: %w", err)
@@ -100,4 +105,19 @@ func groupMembersAlive(pgid int, notBefore uint64) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+var (
+	procfsOnce sync.Once
+	procfsOK   bool
+)
+
+// haveProcfs reports whether /proc is Linux's procfs. Without it (macOS,
+// the BSDs) processes are checked by PID alone, as JupyterHub does.
+func haveProcfs() bool {
+	procfsOnce.Do(func() {
+		_, err := os.Stat("/proc/self/stat")
+		procfsOK = err == nil
+	})
+	return procfsOK
 }

@@ -1,9 +1,5 @@
-// Package localproc runs single-user servers as local processes: the engine
-// shared by the simple and localprocess spawners. Each server leads its own
-// session and process group, reads /dev/null and writes to a log file under
-// the hub's data_dir — never a pipe to the hub — so it outlives the hub, a
-// reload or a kill -9 of the hub. A State (PID, start time, boot ID) finds it
-// again afterwards.
+//go:build unix
+
 package localproc
 
 import (
@@ -24,33 +20,6 @@ import (
 
 	"github.com/caddyhub/caddyhub/spawners"
 )
-
-// maxPortAttempts bounds the retries when a randomly picked port was taken
-// by someone else before the server could bind it.
-const maxPortAttempts = 3
-
-// tailLineCount is how many lines of the log an early-exit error quotes.
-const tailLineCount = 20
-
-// Spec is one start, prepared by a spawner module.
-type Spec struct {
-	// Options are the spawner's provisioned options.
-	Options *spawners.Options
-	// Request is the hub's request.
-	Request *spawners.StartRequest
-	// Env returns the server's complete environment for a service URL.
-	Env func(serviceURL string) map[string]string
-	// Dir is the working directory; it must exist.
-	Dir string
-	// Credential, if not nil, is the account the process runs as.
-	Credential *syscall.Credential
-	// Account names that account in messages ("" for the hub's own).
-	Account string
-	// LogPath is the server's log file.
-	LogPath string
-	// Logger logs for the operator; nil means no logging.
-	Logger *zap.Logger
-}
 
 // child is a started process, reaped by a goroutine so that none is left a
 // zombie; done closes when it has exited.
@@ -162,7 +131,7 @@ func launch(sp Spec, argv []string, port int, prefix string, logf *os.File) (*ch
 		Stderr: logf,
 		SysProcAttr: &syscall.SysProcAttr{
 			Setsid:     true, // own session and group: no signals from the hub's terminal, killable as a group
-			Credential: sp.Credential,
+			Credential: sp.Credential.sys(),
 		},
 	}
 	if err := cmd.Start(); err != nil {
@@ -379,4 +348,12 @@ func quoteArgs(argv []string) string {
 		q[i] = a
 	}
 	return strings.Join(q, " ")
+}
+
+// sys converts c for os/exec; nil stays nil (the hub's own account).
+func (c *Credential) sys() *syscall.Credential {
+	if c == nil {
+		return nil
+	}
+	return &syscall.Credential{Uid: c.Uid, Gid: c.Gid, Groups: c.Groups}
 }

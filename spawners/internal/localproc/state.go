@@ -1,3 +1,5 @@
+//go:build unix
+
 package localproc
 
 import (
@@ -8,41 +10,6 @@ import (
 	"syscall"
 	"time"
 )
-
-// State is what the hub stores for a local server and gives back to Poll and
-// Stop, also after a restart when the process is no longer our child. The
-// "pid" key is JupyterHub's LocalProcessSpawner state, so a state carried
-// over from JupyterHub ({"pid": N}) still works, with PID-only checks.
-type State struct {
-	// PID is the server process's ID; it leads its own session and
-	// process group, so it is the process group ID as well.
-	PID int `json:"pid"`
-	// StartTicks is the process's start time from /proc/<pid>/stat, so a
-	// PID reused by another process is not taken for the server. 0: unknown.
-	StartTicks uint64 `json:"start_ticks,omitempty"`
-	// BootID is the kernel's boot ID when the process started: after a
-	// reboot no process of ours can exist.
-	BootID string `json:"boot_id,omitempty"`
-	// Port is the port the server listens on.
-	Port int `json:"port,omitempty"`
-	// Log is the path of the server's log file.
-	Log string `json:"log,omitempty"`
-}
-
-// ParseState decodes a stored state. Empty input gives a zero State.
-func ParseState(raw json.RawMessage) (State, error) {
-	var s State
-	if len(raw) == 0 || string(raw) == "null" {
-		return s, nil
-	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return s, fmt.Errorf("decoding spawner state: %w", err)
-	}
-	if s.PID < 0 {
-		return s, fmt.Errorf("decoding spawner state: negative pid %d", s.PID)
-	}
-	return s, nil
-}
 
 // leader describes what became of the process a State names.
 type leader int
@@ -64,6 +31,9 @@ func (s State) leader() (leader, error) {
 	// signal, which /proc below settles.
 	if err := syscall.Kill(s.PID, 0); errors.Is(err, syscall.ESRCH) {
 		return leaderGone, nil
+	}
+	if !haveProcfs() {
+		return leaderOurs, nil // exists; its start time cannot be checked
 	}
 	st, err := readStat(s.PID)
 	if errors.Is(err, errNoProcess) {

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command testserver is a stand-in single-user server for the spawners'
 // tests and the benchmarks: it listens where JUPYTERHUB_SERVICE_URL says and
 // answers every path under JUPYTERHUB_SERVICE_PREFIX with 200 and a JSON
