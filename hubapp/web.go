@@ -1,34 +1,230 @@
 package hubapp
 
-// Owned by the hub-web helper: sessions, cookies, cookie secret, XSRF, login/logout, pages, next=.
-// These stubs keep the package building until it lands.
+// The hub's web side: cookie secret (secret.go), login sessions (sessions.go), XSRF (xsrf.go),
+// login and logout (login.go), pages (pages.go) and next= validation (next.go). This file wires
+// them: the per-generation state and the page routes.
 
 import (
+	"bytes"
+	"crypto/rand"
+	"embed"
+	"encoding/base64"
+	"fmt"
+	"html/template"
 	"net/http"
+	"net/url"
+	"time"
 
-	"github.com/caddyhub/caddyhub/caddymodule/routetable"
+	"github.com/gorilla/sessions"
+	"go.uber.org/zap"
+
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
-type webState struct{}
+// webState is the web side's state of one config generation.
+type webState struct {
+	keys             webKeys
+	cookies          *sessions.CookieStore
+	maxAge           time.Duration
+	redirectToServer bool
+	cache            sessionCache
+	throttle         loginThrottle
+}
 
-func (h *Hub) initWeb() error { h.web = &webState{}; return nil }
+// initWeb reads the cookie secret (creating the secret file on first start) and derives the keys.
+// It runs in Start, through newHub: Provision does no I/O.
+func (h *Hub) initWeb() error {
+	secret, err := loadCookieSecret(h.app.CookieSecret, h.app.CookieSecretFile, h.logger)
+	if err != nil {
+		return err
+	}
+	if len(secret) < 16 {
+		h.logger.Warn("the cookie secret is shorter than 16 bytes; generate a longer one (e.g. openssl rand -hex 32)")
+	}
+	keys, err := deriveWebKeys(secret)
+	if err != nil {
+		return err
+	}
+	maxAge := time.Duration(h.app.CookieMaxAge)
+	if maxAge <= 0 {
+		maxAge = defaultCookieMaxAge
+	}
+	h.web = &webState{
+		keys:             keys,
+		cookies:          newCookieStore(keys, maxAge),
+		maxAge:           maxAge,
+		redirectToServer: h.app.RedirectToServer == nil || *h.app.RedirectToServer,
+	}
+	return nil
+}
 
+// registerWeb adds the hub's pages (jupyterhub-spec.md §4.1) to the mux.
 func (h *Hub) registerWeb(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+h.prefix+"health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	p := h.prefix
+	mux.HandleFunc("GET "+p+"health", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK) // JupyterHub: 200, empty body
 	})
+	if p != "/" {
+		mux.HandleFunc("GET "+p[:len(p)-1], func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, p, http.StatusMovedPermanently)
+		})
+	}
+	mux.HandleFunc("GET "+p+"{$}", h.page(h.serveRoot))
+	mux.HandleFunc("GET "+p+"login", h.page(h.serveLoginForm))
+	mux.HandleFunc("POST "+p+"login", h.page(h.serveLogin))
+	mux.HandleFunc("GET "+p+"logout", h.page(h.serveLogout))
+	mux.HandleFunc("POST "+p+"logout", h.page(h.serveLogout))
+	mux.HandleFunc("GET "+p+"home", h.page(h.requireLogin(h.serveHome)))
+	for _, suffix := range []string{"", "/{user}", "/{user}/{server}"} {
+		mux.HandleFunc("GET "+p+"spawn"+suffix, h.page(h.requireLogin(h.serveSpawnPage)))
+		mux.HandleFunc("POST "+p+"spawn"+suffix, h.page(h.requireLogin(h.serveSpawn)))
+	}
+	mux.HandleFunc("GET "+p+"spawn-pending/{user}", h.page(h.requireLogin(h.serveSpawnPending)))
+	mux.HandleFunc("GET "+p+"spawn-pending/{user}/{server}", h.page(h.requireLogin(h.serveSpawnPending)))
+	mux.HandleFunc(p+"user/{user}", h.page(h.serveHubUser))
+	mux.HandleFunc(p+"user/{user}/{path...}", h.page(h.serveHubUser))
+	mux.HandleFunc("GET "+p+"user-redirect/{path...}", h.page(h.requireLogin(h.serveUserRedirect)))
+	mux.HandleFunc("GET "+p+"error/{code}", h.page(h.serveErrorTarget))
+	mux.HandleFunc(p, h.page(h.serveNotFound))
 }
 
-// sessionFromRequest returns the login session and user of the request's cookie; (nil, nil, nil) when none.
-func (h *Hub) sessionFromRequest(r *http.Request) (*store.Session, *store.User, error) {
-	return nil, nil, nil
+// pageRequest is what a page handler knows about its request.
+type pageRequest struct {
+	sess  *store.Session // nil when anonymous
+	user  *store.User    // nil when anonymous
+	nonce string         // CSP nonce of this response's inline script and style
 }
 
-func (h *Hub) redirectToHubUser(w http.ResponseWriter, r *http.Request) {
-	http.Redirect(w, r, h.prefix+r.URL.Path[len(h.base):], http.StatusFound)
+type pageHandler func(w http.ResponseWriter, r *http.Request, pr *pageRequest)
+
+// page wraps a page handler: security headers, the login session, and a readable 500 page when
+// the store fails.
+func (h *Hub) page(fn pageHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		pr := &pageRequest{nonce: newNonce()}
+		setSecurityHeaders(w, pr.nonce)
+		sess, user, err := h.sessionFromRequest(r)
+		if err != nil {
+			h.logger.Error("reading login session", zap.Error(err))
+			h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not read its database. Try again in a moment.")
+			return
+		}
+		pr.sess, pr.user = sess, user
+		fn(w, r, pr)
+	}
 }
 
-func (h *Hub) serveServerDown(w http.ResponseWriter, r *http.Request, status int, route *routetable.Route) {
-	http.Error(w, "your server is not running", status)
+// requireLogin sends anonymous visitors to the login page, with next= pointing back here.
+func (h *Hub) requireLogin(fn pageHandler) pageHandler {
+	return func(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
+		if pr.user == nil {
+			h.redirectToLogin(w, r)
+			return
+		}
+		fn(w, r, pr)
+	}
+}
+
+func (h *Hub) redirectToLogin(w http.ResponseWriter, r *http.Request) {
+	http.Redirect(w, r, h.prefix+"login?"+url.Values{"next": {r.URL.RequestURI()}}.Encode(), http.StatusFound)
+}
+
+// currentUser returns the logged-in user of a request, or nil (for handlers outside page()).
+func (h *Hub) currentUser(r *http.Request) *store.User {
+	_, u, err := h.sessionFromRequest(r)
+	if err != nil {
+		h.logger.Error("reading login session", zap.Error(err))
+		return nil
+	}
+	return u
+}
+
+func newNonce() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return base64.RawStdEncoding.EncodeToString(b)
+}
+
+// setSecurityHeaders sets the headers of every hub page: a strict CSP (only our own origin; inline
+// script and style only with this response's nonce; no framing, as JupyterHub ≥4.1), no MIME
+// sniffing, no Referer to other origins, and no caching of pages that carry XSRF tokens.
+func setSecurityHeaders(w http.ResponseWriter, nonce string) {
+	hd := w.Header()
+	hd.Set("Content-Security-Policy", fmt.Sprintf("default-src 'self'; script-src 'self' 'nonce-%s'; style-src 'self' 'nonce-%s'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'", nonce, nonce))
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("Referrer-Policy", "same-origin")
+	hd.Set("Cache-Control", "no-store")
+}
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+var pageTemplates = loadTemplates("login", "home", "spawn", "spawn_pending", "not_running", "error")
+
+func loadTemplates(names ...string) map[string]*template.Template {
+	m := make(map[string]*template.Template, len(names))
+	for _, n := range names {
+		m[n] = template.Must(template.New("layout.html").ParseFS(templateFS, "templates/layout.html", "templates/"+n+".html"))
+	}
+	return m
+}
+
+// pageData is what every template sees; Data holds the page's own fields.
+type pageData struct {
+	Title  string
+	Base   string // base_url
+	Prefix string // <base_url>hub/
+	User   *store.User
+	XSRF   string
+	Nonce  string
+	Data   any
+}
+
+// render executes a page template into a buffer first, so that a template error becomes a clean
+// 500 instead of half a page.
+func (h *Hub) render(w http.ResponseWriter, r *http.Request, pr *pageRequest, status int, name, title string, data any) {
+	t := pageTemplates[name]
+	pd := pageData{
+		Title:  title,
+		Base:   h.base,
+		Prefix: h.prefix,
+		User:   pr.user,
+		XSRF:   h.xsrfToken(r, pr.sess),
+		Nonce:  pr.nonce,
+		Data:   data,
+	}
+	var buf bytes.Buffer
+	if t == nil {
+		h.logger.Error("rendering page", zap.String("template", name), zap.String("error", "no such template"))
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if err := t.Execute(&buf, pd); err != nil {
+		h.logger.Error("rendering page", zap.String("template", name), zap.Error(err))
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// errorData is the error template's data.
+type errorData struct {
+	Status     int
+	StatusText string
+	Message    string
+	// Link, if set, is offered below the message.
+	Link, LinkText string
+}
+
+func (h *Hub) renderError(w http.ResponseWriter, r *http.Request, pr *pageRequest, status int, message string) {
+	h.renderErrorLink(w, r, pr, status, message, "", "")
+}
+
+func (h *Hub) renderErrorLink(w http.ResponseWriter, r *http.Request, pr *pageRequest, status int, message, link, linkText string) {
+	h.render(w, r, pr, status, "error", fmt.Sprintf("%d %s", status, http.StatusText(status)), errorData{
+		Status: status, StatusText: http.StatusText(status), Message: message, Link: link, LinkText: linkText,
+	})
 }

@@ -1,0 +1,254 @@
+package hubapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyhub/caddyhub/auth"
+	"github.com/caddyhub/caddyhub/hubapp/store"
+)
+
+const (
+	// loginTimeout bounds one call to the authenticator (PAM can hang on a dead directory server).
+	loginTimeout = 30 * time.Second
+	// maxLoginBody bounds the login form; a username is at most 255 bytes anyway.
+	maxLoginBody = 64 << 10
+
+	msgInvalidLogin = "Invalid username or password"
+	msgXSRFLogin    = "Login form invalid or expired. Try again."
+)
+
+// Failed-login throttle: per client address, at most loginFailLimit failures per loginFailWindow;
+// then 429 until the window ends. Successful logins do not count. Per-user limits are left out on
+// purpose: they would let anybody lock a known user out.
+const (
+	loginFailLimit  = 20
+	loginFailWindow = 5 * time.Minute
+	throttleMax     = 50000 // addresses tracked; when full, expired entries go, then all
+)
+
+type loginThrottle struct {
+	mu sync.Mutex
+	m  map[string]*failCount
+}
+
+type failCount struct {
+	n     int
+	start time.Time
+}
+
+// blocked returns how long the address must wait, or 0.
+func (t *loginThrottle) blocked(ip string, now time.Time) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f := t.m[ip]
+	if f == nil || now.Sub(f.start) >= loginFailWindow {
+		return 0
+	}
+	if f.n >= loginFailLimit {
+		return loginFailWindow - now.Sub(f.start)
+	}
+	return 0
+}
+
+func (t *loginThrottle) fail(ip string, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = make(map[string]*failCount)
+	}
+	f := t.m[ip]
+	if f == nil || now.Sub(f.start) >= loginFailWindow {
+		if len(t.m) >= throttleMax {
+			for k, v := range t.m {
+				if now.Sub(v.start) >= loginFailWindow {
+					delete(t.m, k)
+				}
+			}
+			if len(t.m) >= throttleMax {
+				t.m = make(map[string]*failCount)
+			}
+		}
+		f = &failCount{start: now}
+		t.m[ip] = f
+	}
+	f.n++
+}
+
+// loginData is the login template's data.
+type loginData struct {
+	Username string
+	Next     string
+	Error    string
+	// FormLogin is false when the authenticator cannot check a password (redirect authenticators).
+	FormLogin bool
+}
+
+// serveLoginForm is GET /hub/login: a logged-in user goes on to next (and gets fresh cookies, as
+// in JupyterHub); others get the form.
+func (h *Hub) serveLoginForm(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
+	if pr.user != nil {
+		h.setSessionIDCookie(w, r, pr.sess)
+		http.Redirect(w, r, h.nextURL(r, pr.user), http.StatusFound)
+		return
+	}
+	h.renderLogin(w, r, pr, http.StatusOK, r.URL.Query().Get("username"), "")
+}
+
+func (h *Hub) renderLogin(w http.ResponseWriter, r *http.Request, pr *pageRequest, status int, username, msg string) {
+	_, form := h.authn.(auth.FormAuthenticator)
+	if !form && msg == "" {
+		msg = "This hub's authenticator does not use a password form."
+	}
+	h.render(w, r, pr, status, "login", "Sign in", loginData{
+		Username:  auth.Truncate(username, 255),
+		Next:      h.safeNext(r, r.FormValue("next")),
+		Error:     msg,
+		FormLogin: form,
+	})
+}
+
+// serveLogin is POST /hub/login: check the XSRF token, the throttle and the credentials, record
+// the user (admin granted when the authenticator says so, as JupyterHub's admin_users: login never
+// removes admin), start a new session and redirect (nextURL).
+func (h *Hub) serveLogin(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
+	if err := r.ParseForm(); err != nil {
+		h.renderError(w, r, pr, http.StatusBadRequest, "The login form could not be read.")
+		return
+	}
+	ip := clientIP(r)
+	now := time.Now()
+	if wait := h.web.throttle.blocked(ip, now); wait > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))
+		h.renderLogin(w, r, pr, http.StatusTooManyRequests, "", "Too many failed logins from your address. Try again in a few minutes.")
+		return
+	}
+	// The username is stripped (JupyterHub strips it, never the password).
+	username := strings.TrimSpace(r.PostForm.Get("username"))
+	password := r.PostForm.Get("password")
+	if err := h.checkXSRFFor(r, pr.sess, true); err != nil {
+		h.logger.Info("login refused: bad xsrf token", zap.String("remote_ip", ip), zap.Error(err))
+		h.renderLogin(w, r, pr, http.StatusForbidden, username, msgXSRFLogin)
+		return
+	}
+	fa, ok := h.authn.(auth.FormAuthenticator)
+	if !ok {
+		h.renderLogin(w, r, pr, http.StatusForbidden, username, "")
+		return
+	}
+	if _, err := auth.NormalizeUsername(username); err != nil {
+		h.web.throttle.fail(ip, now)
+		h.logger.Info("login failed", zap.String("username", auth.Truncate(username, 32)), zap.String("remote_ip", ip), zap.String("reason", "invalid username"))
+		h.renderLogin(w, r, pr, http.StatusForbidden, username, loginErrorText(err))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), loginTimeout)
+	defer cancel()
+	start := time.Now()
+	au, err := fa.Authenticate(ctx, username, password)
+	if err != nil {
+		switch {
+		case errors.Is(err, auth.ErrInvalidCredentials), errors.Is(err, auth.ErrNotAllowed), errors.Is(err, auth.ErrInvalidUsername):
+			h.web.throttle.fail(ip, now)
+			h.logger.Info("login failed", zap.String("username", auth.Truncate(username, 32)), zap.String("remote_ip", ip), zap.Error(err))
+			h.renderLogin(w, r, pr, http.StatusForbidden, username, loginErrorText(err))
+		default:
+			h.logger.Error("authenticator failed", zap.String("username", auth.Truncate(username, 32)), zap.Duration("duration", time.Since(start)), zap.Error(err))
+			h.renderLogin(w, r, pr, http.StatusInternalServerError, username, "Login failed because of a problem on the server. Try again later or contact the hub's administrator.")
+		}
+		return
+	}
+	user, err := h.loginUser(au)
+	if err != nil {
+		h.logger.Error("recording login", zap.String("user", au.Name), zap.Error(err))
+		h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not record your login. Try again in a moment.")
+		return
+	}
+	sess, err := h.createSession(w, r, user)
+	if err != nil {
+		h.logger.Error("starting session", zap.String("user", user.Name), zap.Error(err))
+		h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not record your login. Try again in a moment.")
+		return
+	}
+	pr.sess, pr.user = sess, user
+	h.logger.Info("user logged in", zap.String("user", user.Name), zap.String("remote_ip", ip), zap.Bool("admin", user.Admin))
+	http.Redirect(w, r, h.nextURL(r, user), http.StatusFound)
+}
+
+// loginErrorText is what the form says about a failed login. Wrong name and wrong password are
+// not told apart; a name that cannot be a username says why (auth.NormalizeUsername's words).
+func loginErrorText(err error) string {
+	if errors.Is(err, auth.ErrInvalidUsername) {
+		msg := err.Error()
+		if i := strings.Index(msg, auth.ErrInvalidUsername.Error()); i >= 0 {
+			msg = msg[i:]
+		}
+		return strings.ToUpper(msg[:1]) + msg[1:] + "."
+	}
+	return msgInvalidLogin
+}
+
+// loginUser ensures the user record of a successful login and grants admin when the authenticator
+// says so (JupyterHub 3.0: is_admin returns True or None, so login never revokes admin).
+func (h *Hub) loginUser(au *auth.User) (*store.User, error) {
+	var u *store.User
+	err := h.store.Update(func(tx *store.Txn) error {
+		var err error
+		u, err = tx.User(au.Name)
+		if errors.Is(err, store.ErrNotFound) {
+			u = &store.User{Name: au.Name, Admin: au.Admin}
+			if err := tx.CreateUser(u); err != nil {
+				return err
+			}
+			h.logger.Info("user created", zap.String("user", au.Name), zap.Bool("admin", au.Admin))
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if au.Admin && !u.Admin {
+			u.Admin = true
+			return tx.PutUser(u)
+		}
+		return nil
+	})
+	return u, err
+}
+
+// serveLogout is GET and POST /hub/logout: revoke this session (and its OAuth tokens), clear the
+// cookies and go to the login page. POST ?all=1 logs the user out everywhere: every session of the
+// user, in every browser, and the OAuth tokens issued under them. POSTs need the XSRF token; the
+// GET stays for JupyterHub's links (a forged logout is a nuisance, not a breach).
+func (h *Hub) serveLogout(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
+	if r.Method == http.MethodPost {
+		if err := h.checkXSRFFor(r, pr.sess, false); err != nil {
+			h.renderError(w, r, pr, http.StatusForbidden, "The form was invalid or expired. Go back, reload the page and try again.")
+			return
+		}
+	}
+	if pr.sess != nil {
+		all := r.Method == http.MethodPost && (r.FormValue("all") == "1" || r.FormValue("all") == "true")
+		var err error
+		if all {
+			err = h.logoutEverywhere(pr.user.Name)
+		} else {
+			err = h.deleteSession(pr.sess)
+		}
+		if err != nil {
+			h.logger.Error("logging out", zap.String("user", pr.user.Name), zap.Error(err))
+			h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not log you out. Try again in a moment.")
+			return
+		}
+		h.logger.Info("user logged out", zap.String("user", pr.user.Name), zap.Bool("everywhere", all))
+	}
+	h.clearLoginCookies(w, r)
+	http.Redirect(w, r, h.prefix+"login", http.StatusFound)
+}

@@ -1,0 +1,520 @@
+package hubapp
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyhub/caddyhub/auth"
+	"github.com/caddyhub/caddyhub/caddymodule/routetable"
+	"github.com/caddyhub/caddyhub/hubapp/store"
+)
+
+// userRedirectLimit is how often /hub/user/… sends a browser back to a server that the store
+// says is ready before it gives up (JupyterHub's user_redirect_limit, 4).
+const userRedirectLimit = 4
+
+// serveRoot is GET /hub/: logged in → nextURL (the server, /hub/spawn or /hub/home); else login.
+func (h *Hub) serveRoot(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
+	if pr.user == nil {
+		http.Redirect(w, r, h.prefix+"login?"+url.Values{"next": {h.prefix}}.Encode(), http.StatusFound)
+		return
+	}
+	http.Redirect(w, r, h.nextURL(r, pr.user), http.StatusFound)
+}
+
+func (h *Hub) serveNotFound(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
+	h.renderErrorLink(w, r, pr, http.StatusNotFound, "There is no page at this address.", h.prefix+"home", "Go to the hub's home page")
+}
+
+// webServer returns a server's record, or nil when there is none (or the store failed: logged).
+func (h *Hub) webServer(user, name string) *store.Server {
+	var srv *store.Server
+	err := h.store.View(func(tx *store.Txn) error {
+		var err error
+		srv, err = tx.Server(user, name)
+		return err
+	})
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			h.logger.Error("reading server record", zap.String("user", user), zap.String("server", name), zap.Error(err))
+		}
+		return nil
+	}
+	return srv
+}
+
+// serverView is one server as the pages show it.
+type serverView struct {
+	Name     string // "" for the default server
+	URL      string // <base>user/<name>/[<server>/]
+	SpawnURL string // the start form's action
+	StopURL  string // the REST API URL that stops it (DELETE)
+	Ready    bool
+	Pending  string // "spawn", "stop" or ""
+	Failure  string
+}
+
+func (h *Hub) viewServer(user, name string, srv *store.Server) serverView {
+	v := serverView{Name: name, URL: h.webServerURL(user, name), SpawnURL: h.spawnURL(user, name)}
+	v.StopURL = h.prefix + "api/users/" + url.PathEscape(user) + "/server"
+	if name != "" {
+		v.StopURL = h.prefix + "api/users/" + url.PathEscape(user) + "/servers/" + url.PathEscape(name)
+	}
+	if srv != nil {
+		v.Ready, v.Pending, v.Failure = srv.Ready, srv.Pending, srv.Failure
+	}
+	return v
+}
+
+func (h *Hub) spawnURL(user, server string) string {
+	u := h.prefix + "spawn/" + url.PathEscape(user)
+	if server != "" {
+		u += "/" + url.PathEscape(server)
+	}
+	return u
+}
+
+func (h *Hub) spawnPendingURL(user, server string) string {
+	u := h.prefix + "spawn-pending/" + url.PathEscape(user)
+	if server != "" {
+		u += "/" + url.PathEscape(server)
+	}
+	return u
+}
+
+func withNext(u, next string) string {
+	if next == "" {
+		return u
+	}
+	return u + "?" + url.Values{"next": {next}}.Encode()
+}
+
+// homeData is the home template's data.
+type homeData struct {
+	Default           serverView
+	Named             []serverView
+	AllowNamedServers bool
+}
+
+// serveHome is GET /hub/home: the user's servers with start and stop buttons, and logout.
+func (h *Hub) serveHome(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
+	var servers []*store.Server
+	err := h.store.View(func(tx *store.Txn) error {
+		var err error
+		servers, err = tx.Servers(pr.user.Name)
+		return err
+	})
+	if err != nil {
+		h.logger.Error("listing servers", zap.String("user", pr.user.Name), zap.Error(err))
+		h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not read its database. Try again in a moment.")
+		return
+	}
+	d := homeData{AllowNamedServers: h.app.AllowNamedServers}
+	d.Default = h.viewServer(pr.user.Name, "", nil)
+	for _, s := range servers {
+		if s.Name == "" {
+			d.Default = h.viewServer(pr.user.Name, "", s)
+		} else if h.app.AllowNamedServers {
+			d.Named = append(d.Named, h.viewServer(pr.user.Name, s.Name, s))
+		}
+	}
+	h.render(w, r, pr, http.StatusOK, "home", "Home", d)
+}
+
+// spawnTarget resolves the {user} and {server} of /hub/spawn…, /hub/spawn-pending…: a user acts on
+// their own servers; admins on anybody's. It answers the request itself and returns ok=false when
+// the target is not allowed or does not exist.
+func (h *Hub) spawnTarget(w http.ResponseWriter, r *http.Request, pr *pageRequest) (user *store.User, server string, ok bool) {
+	name, server := r.PathValue("user"), r.PathValue("server")
+	if name == "" {
+		name = pr.user.Name
+	}
+	if server != "" && !h.app.AllowNamedServers {
+		h.renderError(w, r, pr, http.StatusBadRequest, "Named servers are not enabled on this hub.")
+		return nil, "", false
+	}
+	if name == pr.user.Name {
+		return pr.user, server, true
+	}
+	if !pr.user.Admin {
+		// As JupyterHub: a filtered scope that does not match is "not found", hiding existence.
+		h.renderError(w, r, pr, http.StatusNotFound, "No such user, or you may not act on their servers.")
+		return nil, "", false
+	}
+	var u *store.User
+	err := h.store.View(func(tx *store.Txn) error {
+		var err error
+		u, err = tx.User(name)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		h.renderError(w, r, pr, http.StatusNotFound, "No such user: "+name)
+		return nil, "", false
+	}
+	if err != nil {
+		h.logger.Error("reading user", zap.String("user", name), zap.Error(err))
+		h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not read its database. Try again in a moment.")
+		return nil, "", false
+	}
+	return u, server, true
+}
+
+// spawnData is the spawn template's data.
+type spawnData struct {
+	For      string // whose server
+	Server   serverView
+	Action   string // form action (with next)
+	Error    string
+	OnBehalf bool
+}
+
+// serveSpawnPage is GET /hub/spawn[/{user}[/{server}]]: a running server → go there; a pending
+// one → its progress page; else a page with a start button. Unlike JupyterHub, a GET never starts
+// a server: starting is a state change and goes through an XSRF-checked POST.
+func (h *Hub) serveSpawnPage(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
+	u, server, ok := h.spawnTarget(w, r, pr)
+	if !ok {
+		return
+	}
+	next := h.safeNext(r, r.URL.Query().Get("next"))
+	srv := h.webServer(u.Name, server)
+	switch {
+	case srv != nil && srv.Ready:
+		http.Redirect(w, r, cmp.Or(next, h.webServerURL(u.Name, server)), http.StatusFound)
+		return
+	case srv != nil && srv.Pending != "":
+		http.Redirect(w, r, withNext(h.spawnPendingURL(u.Name, server), next), http.StatusFound)
+		return
+	}
+	h.renderSpawn(w, r, pr, http.StatusOK, u, server, srv, next, "")
+}
+
+func (h *Hub) renderSpawn(w http.ResponseWriter, r *http.Request, pr *pageRequest, status int, u *store.User, server string, srv *store.Server, next, msg string) {
+	v := h.viewServer(u.Name, server, srv)
+	if msg == "" && srv != nil {
+		msg = srv.Failure
+	}
+	h.render(w, r, pr, status, "spawn", "Start a server", spawnData{
+		For:      u.Name,
+		Server:   v,
+		Action:   withNext(v.SpawnURL, next),
+		Error:    msg,
+		OnBehalf: u.Name != pr.user.Name,
+	})
+}
+
+// httpStatuser is implemented by errors that carry the HTTP status to answer with (too many
+// spawns → 429, already pending → 400, ...).
+type httpStatuser interface{ HTTPStatus() int }
+
+// serveSpawn is POST /hub/spawn[/{user}[/{server}]]: start the server (h.startServer) and go to
+// its progress page, or to the server when it is ready at once.
+func (h *Hub) serveSpawn(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+	if err := r.ParseForm(); err != nil {
+		h.renderError(w, r, pr, http.StatusBadRequest, "The form could not be read.")
+		return
+	}
+	if err := h.checkXSRFFor(r, pr.sess, false); err != nil {
+		h.renderError(w, r, pr, http.StatusForbidden, "The form was invalid or expired. Go back, reload the page and try again.")
+		return
+	}
+	u, server, ok := h.spawnTarget(w, r, pr)
+	if !ok {
+		return
+	}
+	next := h.safeNext(r, r.FormValue("next"))
+	srv := h.webServer(u.Name, server)
+	switch {
+	case srv != nil && srv.Ready:
+		http.Redirect(w, r, cmp.Or(next, h.webServerURL(u.Name, server)), http.StatusFound)
+		return
+	case srv != nil && srv.Pending != "":
+		http.Redirect(w, r, withNext(h.spawnPendingURL(u.Name, server), next), http.StatusFound)
+		return
+	}
+	// JupyterHub's options_from_form: every other form field, as a list of strings.
+	var opts map[string]any
+	for k, vs := range r.PostForm {
+		if k == "_xsrf" || k == "next" {
+			continue
+		}
+		if opts == nil {
+			opts = make(map[string]any)
+		}
+		opts[k] = slices.Clone(vs)
+	}
+	if u.Name != pr.user.Name {
+		h.logger.Info("admin starting a server on behalf of a user", zap.String("admin", pr.user.Name), zap.String("user", u.Name), zap.String("server", server))
+	}
+	pending, err := h.startServer(u, server, opts)
+	if err != nil {
+		status := http.StatusInternalServerError
+		var hs httpStatuser
+		if errors.As(err, &hs) {
+			status = hs.HTTPStatus()
+		}
+		h.logger.Info("starting server failed", zap.String("user", u.Name), zap.String("server", server), zap.Error(err))
+		h.renderSpawn(w, r, pr, status, u, server, h.webServer(u.Name, server), next, "Your server could not be started: "+err.Error())
+		return
+	}
+	if !pending {
+		http.Redirect(w, r, cmp.Or(next, h.webServerURL(u.Name, server)), http.StatusFound)
+		return
+	}
+	http.Redirect(w, r, withNext(h.spawnPendingURL(u.Name, server), next), http.StatusFound)
+}
+
+// pendingData is the spawn_pending and not_running templates' data.
+type pendingData struct {
+	For         string
+	Server      serverView
+	Stopping    bool
+	ProgressURL string // EventSource, with ?_xsrf=
+	Next        string // where to go when ready
+	SpawnAction string // start form action
+	Failure     string
+	Message     string
+}
+
+// serveSpawnPending is GET /hub/spawn-pending/{user}[/{server}]: progress while starting (from
+// the EventSource), the server when ready, the failure in words when it failed (500, as
+// JupyterHub). It never starts anything.
+func (h *Hub) serveSpawnPending(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
+	u, server, ok := h.spawnTarget(w, r, pr)
+	if !ok {
+		return
+	}
+	next := h.safeNext(r, r.URL.Query().Get("next"))
+	srv := h.webServer(u.Name, server)
+	if srv != nil && srv.Ready {
+		http.Redirect(w, r, cmp.Or(next, h.webServerURL(u.Name, server)), http.StatusFound)
+		return
+	}
+	v := h.viewServer(u.Name, server, srv)
+	d := pendingData{For: u.Name, Server: v, Next: cmp.Or(next, v.URL), SpawnAction: withNext(v.SpawnURL, next)}
+	switch {
+	case srv != nil && srv.Pending != "":
+		d.Stopping = srv.Pending == "stop"
+		progress := h.prefix + "api/users/" + url.PathEscape(u.Name) + "/server/progress"
+		if server != "" {
+			progress = h.prefix + "api/users/" + url.PathEscape(u.Name) + "/servers/" + url.PathEscape(server) + "/progress"
+		}
+		d.ProgressURL = progress + "?" + url.Values{"_xsrf": {h.xsrfToken(r, pr.sess)}}.Encode()
+		h.render(w, r, pr, http.StatusOK, "spawn_pending", "Starting your server", d)
+	case srv != nil && srv.Failure != "":
+		d.Failure = srv.Failure
+		h.render(w, r, pr, http.StatusInternalServerError, "not_running", "Server not running", d)
+	default:
+		h.render(w, r, pr, http.StatusOK, "not_running", "Server not running", d)
+	}
+}
+
+// serveHubUser is /hub/user/{user}/{path...}: the edge sends /user/<name>/… here when no route
+// matched, i.e. the server is not running (jupyterhub-spec.md §4.3). Ready (a race with the route)
+// → back to /user/…, with a loop guard; pending or failed → progress page; stopped → 424 page with
+// a start button, or JupyterHub's JSON 424 for API clients. Non-GET requests always get the JSON.
+func (h *Hub) serveHubUser(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
+	name, rest := r.PathValue("user"), r.PathValue("path")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		h.failStoppedServerAPI(w, r, name, "")
+		return
+	}
+	user := pr.user
+	if user == nil {
+		// Tokens are accepted here too (API clients of a stopped server).
+		id, err := h.identify(r)
+		switch {
+		case errors.Is(err, errBadToken):
+			apiError(w, http.StatusForbidden, "invalid or expired token")
+			return
+		case err != nil:
+			h.logger.Error("identifying request", zap.Error(err))
+			h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not read its database. Try again in a moment.")
+			return
+		case id == nil || id.User == nil:
+			h.redirectToLogin(w, r)
+			return
+		}
+		user = id.User
+	}
+	if name != user.Name && !user.Admin {
+		h.renderError(w, r, pr, http.StatusNotFound, "No such server, or you may not access it.")
+		return
+	}
+	if name != user.Name {
+		var err error
+		if user, err = h.findUser(name); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				h.renderError(w, r, pr, http.StatusNotFound, "No such user: "+name)
+			} else {
+				h.logger.Error("reading user", zap.String("user", name), zap.Error(err))
+				h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not read its database. Try again in a moment.")
+			}
+			return
+		}
+	}
+	server := ""
+	if h.app.AllowNamedServers {
+		if first, _, _ := strings.Cut(rest, "/"); first != "" && h.webServer(name, first) != nil {
+			server = first
+		}
+	}
+	srv := h.webServer(name, server)
+	if srv != nil && srv.Ready {
+		h.redirectToUserServer(w, r, pr, name, rest)
+		return
+	}
+	if wantsJSON(r) || slices.Contains(strings.Split(rest, "/"), "api") {
+		h.failStoppedServerAPI(w, r, name, server)
+		return
+	}
+	if srv != nil && (srv.Pending != "" || srv.Failure != "") {
+		http.Redirect(w, r, withNext(h.spawnPendingURL(name, server), r.URL.RequestURI()), http.StatusSeeOther)
+		return
+	}
+	v := h.viewServer(name, server, srv)
+	h.render(w, r, pr, http.StatusFailedDependency, "not_running", "Server not running", pendingData{
+		For:         name,
+		Server:      v,
+		SpawnAction: withNext(v.SpawnURL, r.URL.RequestURI()),
+		Message:     "The server you are looking for is not running.",
+	})
+}
+
+func (h *Hub) findUser(name string) (*store.User, error) {
+	var u *store.User
+	err := h.store.View(func(tx *store.Txn) error {
+		var err error
+		u, err = tx.User(name)
+		return err
+	})
+	return u, err
+}
+
+// redirectToUserServer sends the browser from /hub/user/<name>/<rest> back to /user/<name>/<rest>,
+// counting the round trips in ?redirects= so that a missing route cannot loop forever.
+func (h *Hub) redirectToUserServer(w http.ResponseWriter, r *http.Request, pr *pageRequest, name, rest string) {
+	q := r.URL.Query()
+	n, _ := strconv.Atoi(q.Get("redirects"))
+	if n >= userRedirectLimit {
+		h.logger.Warn("redirect loop to a server that the store says is ready", zap.String("user", name), zap.String("path", auth.Truncate(r.URL.Path, 200)))
+		h.renderErrorLink(w, r, pr, http.StatusInternalServerError, "Redirect loop detected: your server is marked running but cannot be reached. Try restarting it.", h.prefix+"home", "Go to the hub's home page")
+		return
+	}
+	q.Set("redirects", strconv.Itoa(n+1))
+	target := h.base + "user/" + url.PathEscape(name) + "/" + escapePathSegments(rest) + "?" + q.Encode()
+	http.Redirect(w, r, target, http.StatusFound)
+}
+
+func escapePathSegments(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
+}
+
+// failStoppedServerAPI is JupyterHub's answer to API requests for a stopped server: 424 with a
+// message saying where to restart it (UserUrlHandler._fail_api_request).
+func (h *Hub) failStoppedServerAPI(w http.ResponseWriter, r *http.Request, name, server string) {
+	scheme := "http"
+	if requestIsTLS(r) {
+		scheme = "https"
+	}
+	p := r.URL.Path
+	if strings.HasPrefix(p, h.prefix) {
+		p = p[len(h.prefix)-1:]
+	}
+	spawn := scheme + "://" + r.Host + h.spawnURL(name, server)
+	apiError(w, http.StatusFailedDependency, fmt.Sprintf("JupyterHub server no longer running at %s. Restart the server at %s", p, spawn))
+}
+
+// wantsJSON reports whether the client prefers application/json to text/html (JupyterHub's
+// get_accepted_mimetype with those two choices): higher q wins, then the earlier in the header.
+func wantsJSON(r *http.Request) bool {
+	best, bestQ := "", -1.0
+	for part := range strings.SplitSeq(r.Header.Get("Accept"), ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil || (mt != "application/json" && mt != "text/html") {
+			continue
+		}
+		q := 1.0
+		if s, ok := params["q"]; ok {
+			if f, err := strconv.ParseFloat(s, 64); err == nil {
+				q = f
+			}
+		}
+		if q > bestQ {
+			best, bestQ = mt, q
+		}
+	}
+	return best == "application/json" && bestQ > 0
+}
+
+// serveUserRedirect is GET /hub/user-redirect/{path}: the same link works for every user, sending
+// each to their own server (/user/<me>/<path>?<query>).
+func (h *Hub) serveUserRedirect(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
+	target := h.webServerURL(pr.user.Name, "") + escapePathSegments(r.PathValue("path"))
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	http.Redirect(w, r, target, http.StatusFound)
+}
+
+const serverDownMessage = "Your server appears to be down. Try restarting it from the hub."
+
+// serveErrorTarget is GET /hub/error/{code}: configurable-http-proxy's error_target pages.
+func (h *Hub) serveErrorTarget(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
+	code, err := strconv.Atoi(r.PathValue("code"))
+	if err != nil || code < 400 || code > 599 {
+		code = http.StatusNotFound
+	}
+	msg := "Something went wrong reaching this page."
+	switch code {
+	case http.StatusNotFound:
+		msg = "No server is running at this address."
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		msg = serverDownMessage
+	}
+	h.renderErrorLink(w, r, pr, code, msg, h.prefix+"home", "Go to the hub's home page")
+}
+
+// serveServerDown answers a request whose route exists but whose server did not answer (the edge
+// calls it through ServeProxyError): a page pointing to the hub, or JSON for API clients.
+func (h *Hub) serveServerDown(w http.ResponseWriter, r *http.Request, status int, route *routetable.Route) {
+	pr := &pageRequest{nonce: newNonce()}
+	setSecurityHeaders(w, pr.nonce)
+	if wantsJSON(r) || strings.Contains(r.URL.Path, "/api/") {
+		apiError(w, status, serverDownMessage)
+		return
+	}
+	h.renderErrorLink(w, r, pr, status, serverDownMessage, h.prefix+"home", "Go to the hub's home page")
+}
+
+// redirectToHubUser sends /user/<name>/… (no route: the server is not running) to
+// /hub/user/<name>/…, query kept (JupyterHub's PrefixRedirectHandler).
+func (h *Hub) redirectToHubUser(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.EscapedPath()
+	if !strings.HasPrefix(p, h.base) {
+		p = r.URL.Path
+	}
+	target := h.prefix + p[len(h.base):]
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	status := http.StatusFound
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		status = http.StatusTemporaryRedirect // keep the method: API calls get the JSON 424
+	}
+	http.Redirect(w, r, target, status)
+}
