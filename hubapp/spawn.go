@@ -1,18 +1,950 @@
 package hubapp
 
-// Owned by the hub-spawn helper: spawn flow, adoption at start, polling, progress, OAuth provider.
-// These stubs keep the package building until it lands.
+// The spawn flow (jupyterhub-spec.md §2.2, DESIGN.md "Hub lifecycle"): start and stop users' servers,
+// adopt running servers when the hub starts (also after kill -9), and poll them while it runs.
 
-import "net/http"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
 
-// runtimeState is what must outlive a config reload about servers in flight (per-user locks,
-// pending spawns, progress), kept in the shared state of a data_dir.
-type runtimeState struct{}
+	"go.uber.org/zap"
 
-func newRuntimeState() *runtimeState { return &runtimeState{} }
+	"github.com/caddyhub/caddyhub/hubapp/rbac"
+	"github.com/caddyhub/caddyhub/hubapp/store"
+	"github.com/caddyhub/caddyhub/spawners"
+)
 
-func (h *Hub) registerSpawn(mux *http.ServeMux) {}
+// slowSpawnTimeout is how long a spawn request waits for the server before answering "pending"
+// (JupyterHub's tornado setting slow_spawn_timeout, 10 s); slowStopTimeout likewise for stops.
+var (
+	slowSpawnTimeout = 10 * time.Second
+	slowStopTimeout  = 10 * time.Second
+)
 
-func (h *Hub) startSpawn() error { return nil }
+// adoptConcurrency bounds the spawner polls in flight at start and in the poll loop.
+const adoptConcurrency = 64
 
-func (h *Hub) stopSpawn(cleanup bool) {}
+// serverError is a refusal of a start or stop with the HTTP status JupyterHub answers: 400 (already
+// running, pending, named servers off or over the limit), 404, 429 (limits, with RetryAfter seconds
+// when set) or 500 (the spawn failed before slow_spawn_timeout). Msg is for the user.
+type serverError struct {
+	Status     int
+	Msg        string
+	RetryAfter int
+}
+
+func (e *serverError) Error() string { return e.Msg }
+
+// HTTPStatus is the status to answer with (pages.go's httpStatuser).
+func (e *serverError) HTTPStatus() int { return e.Status }
+
+// serverOp is a start or stop in flight for one server.
+type serverOp struct {
+	kind     string // "spawn" or "stop"
+	progress *progressLog
+	done     chan struct{}
+	err      error // set before done is closed
+}
+
+// runtimeState is what must outlive a config reload about servers in flight: the operation pending on
+// each server (the per-server lock: one start or stop at a time), progress logs, the set of active
+// servers (for active_server_limit) and the poll loops of the running generations.
+type runtimeState struct {
+	mu       sync.Mutex
+	ops      map[string]*serverOp        // server key "user/server" → op in flight
+	progress map[string]*progressLog     // last spawn's progress, kept after it ends until the next start/stop
+	active   map[string]struct{}         // servers ready or pending
+	loops    map[*Hub]context.CancelFunc // poll loop per generation
+}
+
+func newRuntimeState() *runtimeState {
+	return &runtimeState{
+		ops:      map[string]*serverOp{},
+		progress: map[string]*progressLog{},
+		active:   map[string]struct{}{},
+		loops:    map[*Hub]context.CancelFunc{},
+	}
+}
+
+// spawnsPending counts starts in flight (JupyterHub counts spawn and proxy pending together).
+func (rt *runtimeState) spawnsPendingLocked() int {
+	n := 0
+	for _, op := range rt.ops {
+		if op.kind == "spawn" {
+			n++
+		}
+	}
+	return n
+}
+
+// op returns the operation in flight on a server, or nil.
+func (rt *runtimeState) op(key string) *serverOp {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.ops[key]
+}
+
+// serverKey is the server's full name, as in a !server= filter: "alice/" for the default server.
+func serverKey(user, server string) string { return user + "/" + server }
+
+// pyQuote is Python's urllib.parse.quote(s, safe): every byte but letters, digits, "_.-~" and safe
+// is %XX-escaped (upper-case hex).
+func pyQuote(s, safe string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("_.-~", c) >= 0 ||
+			strings.IndexByte(safe, c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
+
+// escapePath is JupyterHub's url_escape_path: quote(value, safe='@~').
+func escapePath(s string) string { return pyQuote(s, "@~") }
+
+// serverPrefix is the server's base URL path: <base>user/<name>/[<server>/] (JUPYTERHUB_SERVICE_PREFIX).
+func (h *Hub) serverPrefix(user, server string) string {
+	p := h.base + "user/" + escapePath(user) + "/"
+	if server != "" {
+		p += escapePath(server) + "/"
+	}
+	return p
+}
+
+// routeKey is the route of a user's server in the table: "<base>user/<name>[/<server>]" (hubmap.md).
+func (h *Hub) routeKey(user, server string) string {
+	k := h.base + "user/" + user
+	if server != "" {
+		k += "/" + server
+	}
+	return k
+}
+
+// oauthClientID is the server's OAuth client id, also the cookie name the server uses
+// (user.py _new_spawner: quote() with its default safe "/").
+func oauthClientID(user, server string) string {
+	id := "jupyterhub-user-" + pyQuote(user, "/")
+	if server != "" {
+		id += "-" + pyQuote(server, "/")
+	}
+	return id
+}
+
+// accessScopes are the scopes a visitor of the server must hold (spawner.py _default_access_scopes).
+func accessScopes(user, server string) []string {
+	return []string{"access:servers!server=" + serverKey(user, server), "access:servers!user=" + user}
+}
+
+// pyJSONList renders a list of strings as Python's json.dumps does (", " separators).
+func pyJSONList(list []string) string {
+	parts := make([]string, len(list))
+	for i, s := range list {
+		b, _ := json.Marshal(s)
+		parts[i] = string(b)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// serverAPIURL is JUPYTERHUB_API_URL: hub_connect_url's origin, or http://<hub_api listener>, then
+// <base>hub/api. The hub API listener's real address is used, so port 0 works.
+func (h *Hub) serverAPIURL() string {
+	path := h.prefix + "api"
+	if c := h.app.HubConnectURL; c != "" {
+		if u, err := url.Parse(c); err == nil && u.Host != "" {
+			return u.Scheme + "://" + u.Host + path
+		}
+		return strings.TrimRight(c, "/") + path
+	}
+	addr := h.app.HubAPI
+	for _, s := range h.app.servers {
+		if s.name == "hub API" && s.ln != nil {
+			addr = s.ln.Addr().String()
+		}
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr + path
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + path
+}
+
+// publicHost is JUPYTERHUB_HOST: the subdomain host as an origin, or "" on one origin.
+func (h *Hub) publicHost() string {
+	s := h.app.SubdomainHost
+	if s == "" || strings.Contains(s, "://") {
+		return s
+	}
+	return "https://" + s
+}
+
+// serverEnv builds the JUPYTERHUB_* variables of spec §2.1 (spawner.py Spawner.get_env) for one
+// server; the spawner adds JUPYTERHUB_SERVICE_URL, env_keep, the options' environment and the account.
+func (h *Hub) serverEnv(user, server, apiToken string) map[string]string {
+	apiURL := h.serverAPIURL()
+	prefix := h.serverPrefix(user, server)
+	access := pyJSONList(accessScopes(user, server))
+	env := map[string]string{
+		"JUPYTERHUB_API_TOKEN":                   apiToken,
+		"JPY_API_TOKEN":                          apiToken,
+		"JUPYTERHUB_CLIENT_ID":                   oauthClientID(user, server),
+		"JUPYTERHUB_HOST":                        h.publicHost(),
+		"JUPYTERHUB_OAUTH_CALLBACK_URL":          h.oauthCallbackURL(user, server),
+		"JUPYTERHUB_OAUTH_SCOPES":                access,
+		"JUPYTERHUB_OAUTH_ACCESS_SCOPES":         access,
+		"JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": "[]",
+		"JUPYTERHUB_USER":                        user,
+		"JUPYTERHUB_SERVER_NAME":                 server,
+		"JUPYTERHUB_API_URL":                     apiURL,
+		"JUPYTERHUB_ACTIVITY_URL":                apiURL + "/users/" + escapePath(user) + "/activity",
+		"JUPYTERHUB_BASE_URL":                    h.base,
+		"JUPYTERHUB_SERVICE_PREFIX":              prefix,
+	}
+	return env
+}
+
+// oauthCallbackURL is the server's registered redirect_uri: its prefix + "oauth_callback", with the
+// user's origin in front when subdomain_host is set (user.url).
+func (h *Hub) oauthCallbackURL(user, server string) string {
+	u := h.serverPrefix(user, server) + "oauth_callback"
+	if h.app.SubdomainHost != "" {
+		host := h.publicHost()
+		scheme, rest, _ := strings.Cut(host, "://")
+		u = scheme + "://" + strings.ToLower(escapePath(user)) + "." + rest + u
+	}
+	return u
+}
+
+// serverDescription is the OAuth client's description, "Server at /user/alice/".
+func (h *Hub) serverDescription(user, server string) string {
+	return "Server at " + h.serverPrefix(user, server)
+}
+
+// startServer starts user's server (serverName "" is the default). It returns once the server is
+// ready, or with pending=true when the start takes longer than slow_spawn_timeout (API: 201 or 202).
+// A refusal or a fast failure is a *serverError. userOptions nil reuses the last stored options.
+func (h *Hub) startServer(user *store.User, serverName string, userOptions map[string]any) (pending bool, err error) {
+	name := user.Name
+	key := serverKey(name, serverName)
+	if serverName != "" {
+		if !h.app.AllowNamedServers {
+			return false, &serverError{Status: http.StatusBadRequest, Msg: "Named servers are not enabled."}
+		}
+		if strings.Contains(serverName, "/") {
+			return false, &serverError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("Invalid server_name (may not contain '/'): %s", serverName)}
+		}
+	}
+	var rec *store.Server
+	var named int
+	err = h.store.View(func(tx *store.Txn) error {
+		servers, err := tx.Servers(name)
+		if err != nil {
+			return err
+		}
+		for _, s := range servers {
+			if s.Name == serverName {
+				rec = s
+			} else if s.Name != "" {
+				named++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("reading servers of %s: %w", name, err)
+	}
+	if serverName != "" && rec == nil && h.app.NamedServerLimitPerUser > 0 && named >= h.app.NamedServerLimitPerUser {
+		return false, &serverError{Status: http.StatusBadRequest, Msg: fmt.Sprintf(
+			"User %s already has the maximum of %d named servers.  One must be deleted before a new server can be created",
+			name, h.app.NamedServerLimitPerUser)}
+	}
+	if op := h.rt.op(key); op != nil {
+		if op.kind == "spawn" {
+			return true, nil
+		}
+		return false, &serverError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("%s is pending %s", logName(name, serverName), op.kind)}
+	}
+	if rec != nil && rec.Ready {
+		// Notice a server that died since the last poll (poll_and_notify).
+		alive, perr := h.spawner.Poll(context.Background(), rec.State)
+		if perr == nil && alive {
+			return false, &serverError{Status: http.StatusBadRequest, Msg: logName(name, serverName) + " is already running"}
+		}
+		h.serverGone(name, serverName, "its process is gone")
+	}
+	if userOptions == nil && rec != nil {
+		userOptions = rec.UserOptions
+	}
+
+	// Take the server: limits are checked and the op recorded under one lock.
+	op := &serverOp{kind: "spawn", progress: newProgressLog(), done: make(chan struct{})}
+	h.rt.mu.Lock()
+	if cur := h.rt.ops[key]; cur != nil {
+		h.rt.mu.Unlock()
+		if cur.kind == "spawn" {
+			return true, nil
+		}
+		return false, &serverError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("%s is pending %s", logName(name, serverName), cur.kind)}
+	}
+	if lim := h.app.ConcurrentSpawnLimit; lim > 0 && h.rt.spawnsPendingLocked() >= lim {
+		h.rt.mu.Unlock()
+		retry := 30 + rand.IntN(31) // spawn_throttle_retry_range (30, 60)
+		h.logger.Warn("too many pending spawns, throttling", zap.Int("concurrent_spawn_limit", lim), zap.Int("retry_after", retry))
+		return false, &serverError{Status: http.StatusTooManyRequests, RetryAfter: retry, Msg: fmt.Sprintf(
+			"Too many users trying to log in right now. Try again in %d0 seconds.", (retry+9)/10)}
+	}
+	if lim := h.app.ActiveServerLimit; lim > 0 && len(h.rt.active) >= lim {
+		h.rt.mu.Unlock()
+		h.logger.Info("active server limit reached", zap.Int("active_server_limit", lim))
+		return false, &serverError{Status: http.StatusTooManyRequests, Msg: "Active user limit exceeded. Try again in a few minutes."}
+	}
+	h.rt.ops[key] = op
+	h.rt.progress[key] = op.progress
+	h.rt.active[key] = struct{}{}
+	h.rt.mu.Unlock()
+	op.progress.add(map[string]any{"progress": 0, "message": "Server requested"})
+
+	secret := store.NewToken()
+	clientID := oauthClientID(name, serverName)
+	now := time.Now().UTC()
+	err = h.store.Update(func(tx *store.Txn) error {
+		if err := tx.DeleteServerTokens(name, serverName); err != nil {
+			return err
+		}
+		tok := &store.Token{
+			User:       name,
+			Kind:       "server",
+			ServerName: serverName,
+			Note:       h.serverDescription(name, serverName),
+			Roles:      []string{rbac.RoleServer},
+			Scopes:     rbac.ServerTokenScopes(nil, name, serverName),
+		}
+		if err := tx.CreateToken(tok, secret); err != nil {
+			return err
+		}
+		if err := tx.PutOAuthClient(&store.OAuthClient{
+			ID:          clientID,
+			SecretHash:  store.Hash(secret),
+			RedirectURI: h.oauthCallbackURL(name, serverName),
+			Description: h.serverDescription(name, serverName),
+			Scopes:      []string{}, // Spawner.oauth_client_allowed_scopes: none beyond identify and access
+			User:        name,
+			ServerName:  serverName,
+		}); err != nil {
+			return err
+		}
+		s := &store.Server{User: name, Name: serverName, Pending: "spawn", Started: now, LastActivity: now, UserOptions: userOptions}
+		if rec != nil {
+			s.LastActivity = rec.LastActivity
+		}
+		return tx.PutServer(s)
+	})
+	if err != nil {
+		op.progress.finish(map[string]any{"progress": 100, "failed": true, "message": "Spawn failed: could not record the spawn"})
+		h.finishOp(key, op, err)
+		return false, fmt.Errorf("recording spawn of %s: %w", logName(name, serverName), err)
+	}
+
+	req := &spawners.StartRequest{
+		User:          name,
+		ServerName:    serverName,
+		Admin:         user.Admin,
+		ServicePrefix: h.serverPrefix(name, serverName),
+		Env:           h.serverEnv(name, serverName, secret),
+		DataDir:       h.app.DataDir,
+		UserOptions:   userOptions,
+	}
+	h.logger.Info("spawning server", zap.String("user", name), zap.String("server", serverName))
+	go h.runSpawn(key, op, req)
+
+	t := time.NewTimer(slowSpawnTimeout)
+	defer t.Stop()
+	select {
+	case <-op.done:
+		if op.err != nil {
+			return false, &serverError{Status: http.StatusInternalServerError, Msg: op.err.Error()}
+		}
+		return false, nil
+	case <-t.C:
+		return true, nil
+	}
+}
+
+func logName(user, server string) string {
+	if server == "" {
+		return user + "'s server"
+	}
+	return user + "'s server " + server
+}
+
+// runSpawn runs the spawner and records the outcome.
+func (h *Hub) runSpawn(key string, op *serverOp, req *spawners.StartRequest) {
+	o := h.spawner.Common()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.StartTimeout)+time.Duration(o.HTTPTimeout)+30*time.Second)
+	defer cancel()
+	began := time.Now()
+	srv, err := h.spawner.Start(ctx, req, func(ev spawners.Event) {
+		op.progress.add(map[string]any{"progress": ev.Progress, "message": ev.Message})
+	})
+	if err == nil && srv == nil {
+		err = errors.New("the spawner returned no server")
+	}
+	if err == nil {
+		err = h.recordStarted(req.User, req.ServerName, srv)
+		if err != nil {
+			// The server runs but cannot be routed or recorded: stop it, leave nothing behind.
+			sctx, scancel := context.WithTimeout(context.Background(), time.Duration(o.TermTimeout)+time.Duration(o.KillTimeout)+5*time.Second)
+			if serr := h.spawner.Stop(sctx, srv.State); serr != nil {
+				h.logger.Error("stopping server that could not be recorded", zap.String("user", req.User), zap.Error(serr))
+			}
+			scancel()
+		}
+	}
+	if err != nil {
+		h.recordFailed(req.User, req.ServerName, err)
+		h.logger.Warn("spawn failed", zap.String("user", req.User), zap.String("server", req.ServerName),
+			zap.Duration("after", time.Since(began)), zap.String("reason", err.Error()))
+		op.progress.finish(map[string]any{"progress": 100, "failed": true, "message": "Spawn failed: " + err.Error()})
+	} else {
+		url := h.serverPrefix(req.User, req.ServerName)
+		h.logger.Info("server ready", zap.String("user", req.User), zap.String("server", req.ServerName),
+			zap.String("target", srv.URL), zap.Duration("took", time.Since(began)))
+		op.progress.finish(map[string]any{
+			"progress": 100, "ready": true, "url": url,
+			"message":      "Server ready at " + url,
+			"html_message": fmt.Sprintf(`Server ready at <a href="%s">%s</a>`, url, url),
+		})
+	}
+	h.finishOp(key, op, err)
+}
+
+// finishOp ends an op; a failed spawn leaves the server inactive.
+func (h *Hub) finishOp(key string, op *serverOp, err error) {
+	h.rt.mu.Lock()
+	if h.rt.ops[key] == op {
+		delete(h.rt.ops, key)
+	}
+	if err != nil || op.kind == "stop" {
+		delete(h.rt.active, key)
+	}
+	h.rt.mu.Unlock()
+	op.err = err
+	close(op.done)
+}
+
+// recordStarted stores the spawner's state first (so that a hub killed now can find the process),
+// then adds the route, then marks the server ready.
+func (h *Hub) recordStarted(user, server string, srv *spawners.Server) error {
+	update := func(ready bool) error {
+		return h.store.Update(func(tx *store.Txn) error {
+			s, err := tx.Server(user, server)
+			if err != nil {
+				return err
+			}
+			s.Target, s.State, s.Failure = srv.URL, srv.State, ""
+			if ready {
+				s.Ready, s.Pending = true, ""
+			}
+			return tx.PutServer(s)
+		})
+	}
+	if err := update(false); err != nil {
+		return fmt.Errorf("recording server state: %w", err)
+	}
+	if _, err := h.table.Add(h.routeKey(user, server), srv.URL, h.routeData(user, server)); err != nil {
+		return fmt.Errorf("adding route: %w", err)
+	}
+	if err := update(true); err != nil {
+		_, _ = h.table.Delete(h.routeKey(user, server))
+		return fmt.Errorf("recording server ready: %w", err)
+	}
+	return nil
+}
+
+func (h *Hub) routeData(user, server string) map[string]any {
+	return map[string]any{"jupyterhub": true, "user": user, "server_name": server}
+}
+
+// recordFailed cleans up after a failed start: no route, no token, no OAuth client; the reason is
+// kept on the record for the user.
+func (h *Hub) recordFailed(user, server string, cause error) {
+	if _, err := h.table.Delete(h.routeKey(user, server)); err != nil {
+		h.logger.Error("deleting route of failed server", zap.String("user", user), zap.Error(err))
+	}
+	err := h.store.Update(func(tx *store.Txn) error {
+		if err := h.revokeServerCredentials(tx, user, server); err != nil {
+			return err
+		}
+		s, err := tx.Server(user, server)
+		if errors.Is(err, store.ErrNotFound) {
+			s = &store.Server{User: user, Name: server}
+		} else if err != nil {
+			return err
+		}
+		s.Ready, s.Pending, s.Target, s.State, s.Started = false, "", "", nil, time.Time{}
+		s.Failure = cause.Error()
+		return tx.PutServer(s)
+	})
+	if err != nil {
+		h.logger.Error("recording failed spawn", zap.String("user", user), zap.Error(err))
+	}
+}
+
+// revokeServerCredentials deletes the server's own tokens, its OAuth client and the OAuth tokens the
+// client issued (JupyterHub deletes the client, and its tokens go with it).
+func (h *Hub) revokeServerCredentials(tx *store.Txn, user, server string) error {
+	if err := tx.DeleteServerTokens(user, server); err != nil {
+		return err
+	}
+	clientID := oauthClientID(user, server)
+	toks, err := tx.OwnerTokens(store.OwnerUser(user), time.Now())
+	if err != nil {
+		return err
+	}
+	for _, t := range toks {
+		if t.OAuthClient == clientID {
+			if err := tx.DeleteToken(t); err != nil {
+				return err
+			}
+		}
+	}
+	return tx.DeleteOAuthClient(clientID)
+}
+
+// stopServer stops user's server and waits for it (or for ctx). Stopping a server that is not
+// running is not an error. A named server's record stays; see stopServerOpts to remove it.
+func (h *Hub) stopServer(ctx context.Context, user *store.User, serverName string) error {
+	op, err := h.beginStop(user.Name, serverName, false)
+	if err != nil || op == nil {
+		return err
+	}
+	select {
+	case <-op.done:
+		return op.err
+	case <-ctx.Done():
+		return fmt.Errorf("stopping %s: %w", logName(user.Name, serverName), ctx.Err())
+	}
+}
+
+// beginStop starts stopping a server in the background and returns its op (nil when nothing was
+// running and nothing was left to do). remove deletes the server's record once stopped.
+func (h *Hub) beginStop(user, server string, remove bool) (*serverOp, error) {
+	key := serverKey(user, server)
+	h.rt.mu.Lock()
+	if cur := h.rt.ops[key]; cur != nil {
+		h.rt.mu.Unlock()
+		if cur.kind == "stop" {
+			if remove {
+				go func() { <-cur.done; h.removeServerRecord(user, server) }()
+			}
+			return cur, nil
+		}
+		return nil, &serverError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("%s is pending %s, please wait", logName(user, server), cur.kind)}
+	}
+	var rec *store.Server
+	err := h.store.View(func(tx *store.Txn) error {
+		var err error
+		rec, err = tx.Server(user, server)
+		return err
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		h.rt.mu.Unlock()
+		return nil, fmt.Errorf("reading server of %s: %w", user, err)
+	}
+	if rec == nil || !rec.Active() {
+		h.rt.mu.Unlock()
+		if remove && rec != nil {
+			h.removeServerRecord(user, server)
+		}
+		return nil, nil
+	}
+	op := &serverOp{kind: "stop", done: make(chan struct{})}
+	h.rt.ops[key] = op
+	delete(h.rt.progress, key)
+	h.rt.mu.Unlock()
+	go func() {
+		err := h.runStop(rec)
+		h.finishOp(key, op, err)
+		if remove && err == nil {
+			h.removeServerRecord(user, server)
+		}
+	}()
+	return op, nil
+}
+
+func (h *Hub) removeServerRecord(user, server string) {
+	if err := h.store.Update(func(tx *store.Txn) error { return tx.DeleteServer(user, server) }); err != nil {
+		h.logger.Error("deleting server record", zap.String("user", user), zap.String("server", server), zap.Error(err))
+	}
+}
+
+// runStop: pending "stop", route removed, spawner stop, credentials revoked, record stopped.
+func (h *Hub) runStop(rec *store.Server) error {
+	user, server := rec.User, rec.Name
+	rec.Pending = "stop"
+	if err := h.store.Update(func(tx *store.Txn) error { return tx.PutServer(rec) }); err != nil {
+		return fmt.Errorf("recording stop of %s: %w", logName(user, server), err)
+	}
+	if _, err := h.table.Delete(h.routeKey(user, server)); err != nil {
+		h.logger.Error("deleting route", zap.String("user", user), zap.Error(err))
+	}
+	o := h.spawner.Common()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.TermTimeout)+time.Duration(o.KillTimeout)+10*time.Second)
+	defer cancel()
+	stopErr := h.spawner.Stop(ctx, rec.State)
+	err := h.store.Update(func(tx *store.Txn) error {
+		if stopErr == nil {
+			if err := h.revokeServerCredentials(tx, user, server); err != nil {
+				return err
+			}
+		}
+		s, err := tx.Server(user, server)
+		if err != nil {
+			return err
+		}
+		if stopErr != nil {
+			// Keep the state so that a later stop can try again; the server is not routed.
+			s.Pending = ""
+			return tx.PutServer(s)
+		}
+		s.Ready, s.Pending, s.Target, s.State, s.Started = false, "", "", nil, time.Time{}
+		s.LastActivity = time.Now().UTC()
+		return tx.PutServer(s)
+	})
+	if stopErr != nil {
+		h.logger.Error("stopping server failed", zap.String("user", user), zap.String("server", server), zap.Error(stopErr))
+		return fmt.Errorf("stopping %s: %w", logName(user, server), stopErr)
+	}
+	if err != nil {
+		return fmt.Errorf("recording stopped %s: %w", logName(user, server), err)
+	}
+	h.logger.Info("server stopped", zap.String("user", user), zap.String("server", server))
+	return nil
+}
+
+// serverGone records that a server found dead is stopped: route, credentials and state removed.
+// It does nothing while a start or stop of the server is in flight.
+func (h *Hub) serverGone(user, server, why string) {
+	key := serverKey(user, server)
+	if h.rt.op(key) != nil {
+		return
+	}
+	if _, err := h.table.Delete(h.routeKey(user, server)); err != nil {
+		h.logger.Error("deleting route of dead server", zap.String("user", user), zap.Error(err))
+	}
+	err := h.store.Update(func(tx *store.Txn) error { return h.markStoppedTx(tx, user, server) })
+	if err != nil {
+		h.logger.Error("recording dead server", zap.String("user", user), zap.Error(err))
+		return
+	}
+	h.rt.mu.Lock()
+	if h.rt.ops[key] == nil {
+		delete(h.rt.active, key)
+	}
+	h.rt.mu.Unlock()
+	h.logger.Warn("server is no longer running", zap.String("user", user), zap.String("server", server), zap.String("why", why))
+}
+
+func (h *Hub) markStoppedTx(tx *store.Txn, user, server string) error {
+	if err := h.revokeServerCredentials(tx, user, server); err != nil {
+		return err
+	}
+	s, err := tx.Server(user, server)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	s.Ready, s.Pending, s.Target, s.State, s.Started = false, "", "", nil, time.Time{}
+	return tx.PutServer(s)
+}
+
+// registerSpawn registers the endpoints of the spawn flow, whoami, activity and the OAuth provider.
+func (h *Hub) registerSpawn(mux *http.ServeMux) {
+	p := h.prefix + "api"
+	mux.HandleFunc("GET "+p+"", h.serveAPIVersion)
+	mux.HandleFunc("GET "+p+"/{$}", h.serveAPIVersion)
+	mux.HandleFunc("GET "+p+"/user", h.serveWhoami)
+	mux.HandleFunc("POST "+p+"/users/{name}/activity", h.serveActivity)
+	mux.HandleFunc("POST "+p+"/users/{name}/server", h.serveStartServer)
+	mux.HandleFunc("DELETE "+p+"/users/{name}/server", h.serveStopServer)
+	mux.HandleFunc("POST "+p+"/users/{name}/servers/{server}", h.serveStartServer)
+	mux.HandleFunc("DELETE "+p+"/users/{name}/servers/{server}", h.serveStopServer)
+	mux.HandleFunc("GET "+p+"/users/{name}/server/progress", h.serveProgress)
+	mux.HandleFunc("GET "+p+"/users/{name}/servers/{server}/progress", h.serveProgress)
+	mux.HandleFunc("GET "+p+"/oauth2/authorize", h.serveAuthorize)
+	mux.HandleFunc("POST "+p+"/oauth2/authorize", h.serveAuthorize)
+	mux.HandleFunc("POST "+p+"/oauth2/token", h.serveToken)
+}
+
+// startSpawn adopts the servers recorded as active (from the store's index, never a scan of users):
+// alive ones keep (or get back) their route, dead ones and spawns a dead hub left pending are marked
+// stopped. Then it starts this generation's poll loop.
+func (h *Hub) startSpawn() error {
+	began := time.Now()
+	var servers []*store.Server
+	if err := h.store.View(func(tx *store.Txn) error {
+		var err error
+		servers, err = tx.ActiveServers()
+		return err
+	}); err != nil {
+		return fmt.Errorf("listing active servers: %w", err)
+	}
+	alive, dead := h.adopt(servers)
+	h.logger.Info("adopted running servers", zap.Int("running", alive), zap.Int("stopped", dead),
+		zap.Duration("took", time.Since(began)))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	h.rt.mu.Lock()
+	h.rt.loops[h] = cancel
+	h.rt.mu.Unlock()
+	go h.pollLoop(ctx)
+	return nil
+}
+
+// adoptResult is what adoption found out about one server.
+type adoptResult struct {
+	s     *store.Server
+	alive bool
+}
+
+// adopt polls servers concurrently and reconciles records, routes and the active set.
+func (h *Hub) adopt(servers []*store.Server) (alive, dead int) {
+	results := make([]adoptResult, len(servers))
+	sem := make(chan struct{}, adoptConcurrency)
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		results[i].s = s
+		if h.rt.op(serverKey(s.User, s.Name)) != nil {
+			results[i].alive = true // in flight in this process (a reload): not ours to judge
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			results[i].alive = h.adoptOne(s)
+		}()
+	}
+	wg.Wait()
+
+	// Record the dead in batched transactions: one fsync per batch, not per server.
+	var gone []*store.Server
+	active := make(map[string]struct{}, len(servers))
+	for _, r := range results {
+		if r.alive {
+			active[serverKey(r.s.User, r.s.Name)] = struct{}{}
+			alive++
+		} else {
+			gone = append(gone, r.s)
+		}
+	}
+	dead = len(gone)
+	for len(gone) > 0 {
+		batch := gone[:min(len(gone), 200)]
+		gone = gone[len(batch):]
+		err := h.store.Update(func(tx *store.Txn) error {
+			for _, s := range batch {
+				if err := h.markStoppedTx(tx, s.User, s.Name); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			h.logger.Error("recording stopped servers", zap.Int("servers", len(batch)), zap.Error(err))
+		}
+		for _, s := range batch {
+			h.logger.Info("server not running at hub start", zap.String("user", s.User), zap.String("server", s.Name))
+		}
+	}
+	// Drop user routes whose server is not active (a hub killed between a stop and its route delete).
+	for _, rt := range h.table.All() {
+		d := rt.Data()
+		if d["jupyterhub"] != true {
+			continue
+		}
+		user, _ := d["user"].(string)
+		server, _ := d["server_name"].(string)
+		if user == "" {
+			continue
+		}
+		if _, ok := active[serverKey(user, server)]; !ok && h.rt.op(serverKey(user, server)) == nil {
+			if _, err := h.table.Delete(rt.Key()); err != nil {
+				h.logger.Error("deleting stale route", zap.String("route", rt.Key()), zap.Error(err))
+			}
+		}
+	}
+	h.rt.mu.Lock()
+	for k := range h.rt.ops {
+		active[k] = struct{}{}
+	}
+	h.rt.active = active
+	h.rt.mu.Unlock()
+	return alive, dead
+}
+
+// adoptOne polls one recorded server; alive servers get their route back if it is missing. Dead
+// ones lose their route here; their records are updated in a batch by the caller.
+func (h *Hub) adoptOne(s *store.Server) bool {
+	key := h.routeKey(s.User, s.Name)
+	ok := false
+	if len(s.State) > 0 && s.Target != "" && s.Pending != "stop" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		running, err := h.spawner.Poll(ctx, s.State)
+		cancel()
+		if err != nil {
+			h.logger.Warn("polling server at start", zap.String("user", s.User), zap.String("server", s.Name), zap.Error(err))
+		}
+		ok = err == nil && running
+	} else if s.Pending == "stop" && len(s.State) > 0 {
+		// A stop the previous hub did not finish: finish it.
+		o := h.spawner.Common()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.TermTimeout)+time.Duration(o.KillTimeout)+5*time.Second)
+		if err := h.spawner.Stop(ctx, s.State); err != nil {
+			h.logger.Error("finishing interrupted stop", zap.String("user", s.User), zap.Error(err))
+		}
+		cancel()
+	}
+	if !ok {
+		if _, err := h.table.Delete(key); err != nil {
+			h.logger.Error("deleting route of dead server", zap.String("user", s.User), zap.Error(err))
+		}
+		return false
+	}
+	if r := h.table.Get(key); r == nil || r.Target() != s.Target {
+		if _, err := h.table.Add(key, s.Target, h.routeData(s.User, s.Name)); err != nil {
+			h.logger.Error("restoring route", zap.String("user", s.User), zap.Error(err))
+			return false
+		}
+	}
+	if !s.Ready || s.Pending != "" {
+		// A spawn a dead hub left pending, whose server did come up: it is ready.
+		s.Ready, s.Pending = true, ""
+		if err := h.store.Update(func(tx *store.Txn) error { return tx.PutServer(s) }); err != nil {
+			h.logger.Error("recording adopted server", zap.String("user", s.User), zap.Error(err))
+		}
+	}
+	return true
+}
+
+// pollLoop checks every poll_interval that active servers still run.
+func (h *Hub) pollLoop(ctx context.Context) {
+	interval := time.Duration(h.spawner.Common().PollInterval)
+	if interval <= 0 {
+		interval = 30 * time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			h.pollOnce(ctx)
+		}
+	}
+}
+
+// pollOnce polls every ready server not in flight, concurrently (bounded).
+func (h *Hub) pollOnce(ctx context.Context) {
+	h.rt.mu.Lock()
+	keys := make([]string, 0, len(h.rt.active))
+	for k := range h.rt.active {
+		if h.rt.ops[k] == nil {
+			keys = append(keys, k)
+		}
+	}
+	h.rt.mu.Unlock()
+	sem := make(chan struct{}, adoptConcurrency)
+	var wg sync.WaitGroup
+	for _, k := range keys {
+		if ctx.Err() != nil {
+			break
+		}
+		user, server, _ := strings.Cut(k, "/")
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			var s *store.Server
+			if err := h.store.View(func(tx *store.Txn) error {
+				var err error
+				s, err = tx.Server(user, server)
+				return err
+			}); err != nil || !s.Ready || s.Pending != "" {
+				return
+			}
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			running, err := h.spawner.Poll(pctx, s.State)
+			cancel()
+			if err != nil {
+				h.logger.Warn("polling server", zap.String("user", user), zap.String("server", server), zap.Error(err))
+				return
+			}
+			if !running {
+				h.serverGone(user, server, "poll found it stopped")
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// stopSpawn ends this generation's poll loop. Only when cleanup is set (Caddy exiting with
+// cleanup_servers) are users' servers stopped.
+func (h *Hub) stopSpawn(cleanup bool) {
+	h.rt.mu.Lock()
+	if cancel := h.rt.loops[h]; cancel != nil {
+		cancel()
+		delete(h.rt.loops, h)
+	}
+	h.rt.mu.Unlock()
+	if !cleanup {
+		return
+	}
+	var servers []*store.Server
+	if err := h.store.View(func(tx *store.Txn) error {
+		var err error
+		servers, err = tx.ActiveServers()
+		return err
+	}); err != nil {
+		h.logger.Error("listing servers to stop", zap.Error(err))
+		return
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, adoptConcurrency)
+	for _, s := range servers {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			op, err := h.beginStop(s.User, s.Name, false)
+			if err != nil {
+				h.logger.Error("stopping server at exit", zap.String("user", s.User), zap.Error(err))
+				return
+			}
+			if op != nil {
+				<-op.done
+			}
+		}()
+	}
+	wg.Wait()
+}

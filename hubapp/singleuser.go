@@ -1,0 +1,511 @@
+package hubapp
+
+// What single-user servers and API clients call on the spawn side of the hub (jupyterhub-spec.md
+// §2.3, §1.2): the version check, whoami, activity, and starting and stopping servers.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyhub/caddyhub/hubapp/rbac"
+	"github.com/caddyhub/caddyhub/hubapp/store"
+)
+
+// singleuserAPIVersion is what GET /hub/api answers and sends as X-JupyterHub-Version: the API of
+// JupyterHub 3.0, whose jupyterhub-singleuser then logs no version-mismatch warning (it compares
+// major.minor only and never refuses to start).
+const singleuserAPIVersion = "3.0.0"
+
+// activityFuture is how far in the future an activity timestamp may lie (JupyterHub: 59 minutes).
+const activityFuture = 59 * time.Minute
+
+// serveAPIVersion is GET /hub/api and /hub/api/: unauthenticated, the version singleuser checks.
+func (h *Hub) serveAPIVersion(w http.ResponseWriter, r *http.Request) {
+	h.apiHeaders(w)
+	w.Header().Set("X-JupyterHub-Version", singleuserAPIVersion)
+	writeJSON(w, http.StatusOK, map[string]string{"version": singleuserAPIVersion})
+}
+
+// serveWhoami is GET /hub/api/user: the requester's model (RequestIdentity, spec §1.3) with the
+// token's session_id and scopes. Single-user servers call it with the OAuth token of each visitor.
+func (h *Hub) serveWhoami(w http.ResponseWriter, r *http.Request) {
+	h.apiHandler(func(q *apiRequest) error {
+		if q.id == nil {
+			return errStatus(http.StatusForbidden, "Forbidden")
+		}
+		return q.writeJSON(http.StatusOK, h.whoamiModel(q.id))
+	}).ServeHTTP(w, r)
+}
+
+// whoamiModel builds the identity model: the owner's model filtered by the credential's scopes plus
+// the identify scopes every credential holds on itself; scopes lists what the credential holds.
+func (h *Hub) whoamiModel(id *Identity) map[string]any {
+	scopes := id.Scopes
+	shown := scopes.Strings()
+	var m map[string]any
+	switch {
+	case id.User != nil:
+		u := id.User
+		ident, err := rbac.Expand(rbac.IdentifyScopes(rbac.UserOwner(u.Name)))
+		if err == nil {
+			scopes = scopes.Union(ident)
+		}
+		m = h.whoamiUserModel(u, scopes.UserFields(u.Name, u.Groups), scopes)
+	case id.Service != nil:
+		s := id.Service
+		ident, err := rbac.Expand(rbac.IdentifyScopes(rbac.ServiceOwner(s.Name)))
+		if err == nil {
+			scopes = scopes.Union(ident)
+		}
+		fields := scopes.ServiceFields(s.Name)
+		m = map[string]any{"kind": "service", "name": s.Name}
+		if fields.Has(rbac.FieldAdmin) {
+			m["admin"] = s.Admin
+		}
+		if fields.Has(rbac.FieldRoles) {
+			m["roles"] = h.serviceRoleNames(s)
+		}
+		if fields.Has(rbac.FieldURL) {
+			m["url"] = s.URL
+		}
+		if fields.Has(rbac.FieldPrefix) {
+			m["prefix"] = ""
+			if s.URL != "" {
+				m["prefix"] = h.base + "services/" + s.Name + "/"
+			}
+		}
+		if fields.Has(rbac.FieldInfo) {
+			info := s.Info
+			if info == nil {
+				info = map[string]any{}
+			}
+			m["info"] = info
+		}
+		if fields.Has(rbac.FieldDisplay) {
+			m["display"] = s.Display == nil || *s.Display
+		}
+	}
+	if id.Token != nil && id.Token.SessionHash != "" {
+		m["session_id"] = id.Token.SessionHash
+	} else {
+		m["session_id"] = nil
+	}
+	if shown == nil {
+		shown = []string{}
+	}
+	m["scopes"] = shown
+	return m
+}
+
+// whoamiUserModel is the user model with the keys fields allows (spec §1.3).
+func (h *Hub) whoamiUserModel(u *store.User, fields rbac.Field, scopes rbac.Set) map[string]any {
+	m := map[string]any{"kind": "user", "name": u.Name}
+	if fields.Has(rbac.FieldAdmin) {
+		m["admin"] = u.Admin
+	}
+	if fields.Has(rbac.FieldGroups) {
+		g := u.Groups
+		if g == nil {
+			g = []string{}
+		}
+		m["groups"] = g
+	}
+	if fields.Has(rbac.FieldRoles) {
+		roles, err := h.userRoleNames(u, false)
+		if err != nil || roles == nil {
+			roles = []string{}
+		}
+		m["roles"] = roles
+	}
+	if fields.Has(rbac.FieldCreated) {
+		m["created"] = isoTime(u.Created)
+	}
+	if fields.Has(rbac.FieldLastActivity) {
+		m["last_activity"] = isoTime(u.LastActivity)
+	}
+	needServers := fields.Has(rbac.FieldServer) || fields.Has(rbac.FieldPending) || fields.Has(rbac.FieldServers)
+	if !needServers {
+		return m
+	}
+	var servers []*store.Server
+	_ = h.store.View(func(tx *store.Txn) error {
+		var err error
+		servers, err = tx.Servers(u.Name)
+		return err
+	})
+	var def *store.Server
+	for _, s := range servers {
+		if s.Name == "" {
+			def = s
+		}
+	}
+	if fields.Has(rbac.FieldServer) {
+		m["server"] = nil
+		if def != nil && def.Ready {
+			m["server"] = h.serverPrefix(u.Name, "")
+		}
+	}
+	if fields.Has(rbac.FieldPending) {
+		m["pending"] = nil
+		if def != nil && def.Pending != "" {
+			m["pending"] = def.Pending
+		}
+	}
+	if fields.Has(rbac.FieldServers) {
+		sm := map[string]any{}
+		for _, s := range servers {
+			if !s.Active() {
+				continue
+			}
+			if ok, _ := scopes.ServerVisibility(serverKey(u.Name, s.Name), u.Groups); !ok {
+				continue
+			}
+			var pending any
+			if s.Pending != "" {
+				pending = s.Pending
+			}
+			progress := h.prefix + "api/users/" + escapePath(u.Name) + "/server/progress"
+			if s.Name != "" {
+				progress = h.prefix + "api/users/" + escapePath(u.Name) + "/servers/" + escapePath(s.Name) + "/progress"
+			}
+			opts := s.UserOptions
+			if opts == nil {
+				opts = map[string]any{}
+			}
+			sm[s.Name] = map[string]any{
+				"name": s.Name, "last_activity": isoTime(s.LastActivity), "started": isoTime(s.Started),
+				"pending": pending, "ready": s.Ready, "stopped": !s.Active(),
+				"url": h.serverPrefix(u.Name, s.Name), "user_options": opts, "progress_url": progress,
+			}
+		}
+		m["servers"] = sm
+	}
+	return m
+}
+
+// parseActivityTime parses an activity timestamp (ISO 8601, with or without zone: naive means UTC)
+// and refuses one more than 59 minutes ahead, with JupyterHub's messages.
+func parseActivityTime(v any, now time.Time) (time.Time, error) {
+	s, ok := v.(string)
+	if !ok {
+		return time.Time{}, errStatus(http.StatusBadRequest, "Not a valid timestamp: %s", pyRepr(v))
+	}
+	var t time.Time
+	var err error
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00",
+		"2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999Z0700", "2006-01-02"} {
+		if t, err = time.Parse(layout, strings.TrimSpace(s)); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return time.Time{}, errStatus(http.StatusBadRequest, "Not a valid timestamp: %s", pyRepr(s))
+	}
+	t = t.UTC()
+	if t.Sub(now) > activityFuture {
+		return time.Time{}, errStatus(http.StatusBadRequest, "Rejecting activity from more than an hour in the future: %s",
+			t.Format("2006-01-02T15:04:05.000000Z"))
+	}
+	return t, nil
+}
+
+// serveActivity is POST /hub/api/users/{name}/activity (spec §2.3): moves the user's and servers'
+// last_activity forward, never back.
+func (h *Hub) serveActivity(w http.ResponseWriter, r *http.Request) {
+	h.apiHandler(func(q *apiRequest) error {
+		name := r.PathValue("name")
+		if err := q.need(rbac.UserResource(name), "users:activity"); err != nil {
+			return err
+		}
+		if _, err := q.user(name); errors.Is(err, store.ErrNotFound) {
+			return errStatus(http.StatusNotFound, "No such user: %s", pyRepr(name))
+		} else if err != nil {
+			return err
+		}
+		v, err := q.body()
+		if err != nil {
+			return err
+		}
+		body, ok := v.(map[string]any)
+		if !ok {
+			return errStatus(http.StatusBadRequest, "body must be a json dict")
+		}
+		now := time.Now().UTC()
+		userTS, serversRaw := body["last_activity"], body["servers"]
+		if isFalsy(userTS) && isFalsy(serversRaw) {
+			return errStatus(http.StatusBadRequest, "body must contain at least one of `last_activity` or `servers`")
+		}
+		var userAt time.Time
+		if !isFalsy(userTS) {
+			if userAt, err = parseActivityTime(userTS, now); err != nil {
+				return err
+			}
+		}
+		serverAt := map[string]time.Time{}
+		if !isFalsy(serversRaw) {
+			const msg = "servers must be a dict of the form {server_name: {last_activity: timestamp}}"
+			servers, ok := serversRaw.(map[string]any)
+			if !ok {
+				return errStatus(http.StatusBadRequest, msg)
+			}
+			names := make([]string, 0, len(servers))
+			for n := range servers {
+				names = append(names, n)
+			}
+			slices.Sort(names)
+			err := h.store.View(func(tx *store.Txn) error {
+				for _, n := range names {
+					if _, err := tx.Server(name, n); errors.Is(err, store.ErrNotFound) {
+						return errStatus(http.StatusBadRequest, "No such server '%s' for user %s", n, name)
+					} else if err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, n := range names {
+				info, ok := servers[n].(map[string]any)
+				if !ok {
+					return errStatus(http.StatusBadRequest, msg)
+				}
+				ts, ok := info["last_activity"]
+				if !ok {
+					return errStatus(http.StatusBadRequest, msg)
+				}
+				if serverAt[n], err = parseActivityTime(ts, now); err != nil {
+					return err
+				}
+			}
+		}
+		err = h.store.Update(func(tx *store.Txn) error {
+			if !userAt.IsZero() {
+				u, err := tx.User(name)
+				if err != nil {
+					return err
+				}
+				if u.LastActivity.Before(userAt) {
+					u.LastActivity = userAt
+					if err := tx.PutUser(u); err != nil {
+						return err
+					}
+				}
+			}
+			for n, at := range serverAt {
+				s, err := tx.Server(name, n)
+				if errors.Is(err, store.ErrNotFound) {
+					continue
+				} else if err != nil {
+					return err
+				}
+				if s.LastActivity.Before(at) {
+					s.LastActivity = at
+					if err := tx.PutServer(s); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("recording activity of %s: %w", name, err)
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}).ServeHTTP(w, r)
+}
+
+// isFalsy is Python truthiness for decoded JSON (missing, null, "", {}, [], false, 0).
+func isFalsy(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case string:
+		return x == ""
+	case bool:
+		return !x
+	case map[string]any:
+		return len(x) == 0
+	case []any:
+		return len(x) == 0
+	}
+	if n, ok := v.(interface{ String() string }); ok {
+		f, err := strconv.ParseFloat(n.String(), 64)
+		return err == nil && f == 0
+	}
+	return false
+}
+
+// serveStartServer is POST /hub/api/users/{name}/server and …/servers/{server}: 201 when the server
+// is up within slow_spawn_timeout, 202 while it starts (spec §1.2). The body is user_options.
+func (h *Hub) serveStartServer(w http.ResponseWriter, r *http.Request) {
+	h.apiHandler(func(q *apiRequest) error {
+		name, server := r.PathValue("name"), r.PathValue("server")
+		if err := q.need(rbac.ServerResource(name, server), "servers"); err != nil {
+			return err
+		}
+		user, err := q.user(name)
+		if errors.Is(err, store.ErrNotFound) {
+			return errStatus(http.StatusNotFound, "")
+		} else if err != nil {
+			return err
+		}
+		v, err := q.body()
+		if err != nil {
+			return err
+		}
+		var opts map[string]any
+		switch x := v.(type) {
+		case nil:
+		case map[string]any:
+			opts = x
+		default:
+			return errStatus(http.StatusBadRequest, "user_options must be a dict, not %s", pyType(v))
+		}
+		pending, err := h.startServer(user, server, opts)
+		if err != nil {
+			return asHTTPError(err)
+		}
+		status := http.StatusCreated
+		if pending {
+			status = http.StatusAccepted
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(status)
+		return nil
+	}).ServeHTTP(w, r)
+}
+
+// serveStopServer is DELETE /hub/api/users/{name}/server and …/servers/{server}: 204 when stopped
+// within slow_stop_timeout, 202 while stopping; {"remove": true} deletes a named server's record.
+func (h *Hub) serveStopServer(w http.ResponseWriter, r *http.Request) {
+	h.apiHandler(func(q *apiRequest) error {
+		name, server := r.PathValue("name"), r.PathValue("server")
+		if err := q.need(rbac.ServerResource(name, server), "delete:servers"); err != nil {
+			return err
+		}
+		if _, err := q.user(name); errors.Is(err, store.ErrNotFound) {
+			return errStatus(http.StatusNotFound, "")
+		} else if err != nil {
+			return err
+		}
+		body, err := q.bodyObject()
+		if err != nil {
+			return err
+		}
+		remove := false
+		if rv, ok := body["remove"]; ok {
+			remove = !isFalsy(rv)
+		}
+		if server != "" {
+			if !h.app.AllowNamedServers {
+				return errStatus(http.StatusBadRequest, "Named servers are not enabled.")
+			}
+			rec, err := h.spawnServerRecord(name, server)
+			if err != nil {
+				return err
+			}
+			if rec == nil && h.rt.op(serverKey(name, server)) == nil {
+				return errStatus(http.StatusNotFound, "%s has no server named '%s'", name, server)
+			}
+		} else if remove {
+			return errStatus(http.StatusBadRequest, "Cannot delete the default server")
+		}
+		op, err := h.beginStop(name, server, remove)
+		if err != nil {
+			return asHTTPError(err)
+		}
+		status := http.StatusNoContent
+		if op != nil {
+			t := time.NewTimer(slowStopTimeout)
+			defer t.Stop()
+			select {
+			case <-op.done:
+				if op.err != nil {
+					return op.err
+				}
+			case <-t.C:
+				status = http.StatusAccepted
+			case <-r.Context().Done():
+				return r.Context().Err()
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(status)
+		return nil
+	}).ServeHTTP(w, r)
+}
+
+// asHTTPError maps a *serverError to the API's error (with Retry-After); others pass through.
+func asHTTPError(err error) error {
+	var se *serverError
+	if !errors.As(err, &se) {
+		return err
+	}
+	he := &httpError{status: se.Status, message: se.Msg}
+	if se.RetryAfter > 0 {
+		he.header = http.Header{"Retry-After": {strconv.Itoa(se.RetryAfter)}}
+	}
+	return he
+}
+
+// apiAuthorize identifies an API request and checks that it holds any of scopes on res (owner is
+// the user whose groups count for group filters). It answers 403/404 itself and reports false then.
+func (h *Hub) apiAuthorize(w http.ResponseWriter, r *http.Request, scopes []string, res rbac.Resource, owner string) (*Identity, bool) {
+	h.apiHeaders(w)
+	q := &apiRequest{h: h, w: w, r: r}
+	err := q.authenticate()
+	if err == nil {
+		err = q.need(res, scopes...)
+	}
+	if err != nil {
+		h.writeAPIError(w, r, err)
+		return nil, false
+	}
+	return q.id, true
+}
+
+// serverRecord returns a server's record, nil when it has none.
+func (h *Hub) spawnServerRecord(user, server string) (*store.Server, error) {
+	var rec *store.Server
+	err := h.store.View(func(tx *store.Txn) error {
+		var err error
+		rec, err = tx.Server(user, server)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return rec, err
+}
+
+func (h *Hub) apiServerLookupError(w http.ResponseWriter, err error) {
+	h.logger.Error("reading server record", zap.Error(err))
+	apiError(w, http.StatusInternalServerError, "")
+}
+
+// waitServerStopped waits until no op is in flight on a server (tests, shutdown).
+func (h *Hub) waitServerIdle(ctx context.Context, user, server string) error {
+	for {
+		op := h.rt.op(serverKey(user, server))
+		if op == nil {
+			return nil
+		}
+		select {
+		case <-op.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
