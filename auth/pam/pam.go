@@ -80,9 +80,9 @@ type PAM struct {
 	// Membership counts the account's primary group too. Default: empty.
 	AdminGroups []string `json:"admin_groups,omitempty"`
 
-	logger          *zap.Logger
-	sessionsBroken  atomic.Bool
-	checkAccountSet bool // the resolved CheckAccount
+	logger         *zap.Logger
+	sessionsBroken atomic.Bool
+	checkAccount   bool // the resolved CheckAccount
 }
 
 // CaddyModule returns the Caddy module information.
@@ -100,7 +100,7 @@ func (p *PAM) Provision(ctx caddy.Context) error {
 	if p.Service == "" {
 		p.Service = "login"
 	}
-	p.checkAccountSet = p.CheckAccount == nil || *p.CheckAccount
+	p.checkAccount = p.CheckAccount == nil || *p.CheckAccount
 	if err := p.Options.Provision(); err != nil {
 		return fmt.Errorf("pam authenticator: %w", err)
 	}
@@ -141,7 +141,7 @@ func (p *PAM) Authenticate(ctx context.Context, username, password string) (*aut
 	if password == "" || len(password) > maxPasswordBytes || strings.ContainsRune(password, 0) {
 		return nil, fmt.Errorf("pam authenticator: password empty, too long or with a NUL byte: %w", auth.ErrInvalidCredentials)
 	}
-	if err := authenticate(ctx, p.Service, account, password, p.checkAccountSet); err != nil {
+	if err := authenticate(ctx, p.Service, account, password, p.checkAccount); err != nil {
 		return nil, fmt.Errorf("pam authenticator: %w", err)
 	}
 	var g auth.Grant

@@ -38,6 +38,7 @@ enum {
 	CHUB_PAM_DELETE_CRED = 0x0004,
 
 	CHUB_PAM_TTY = 3,
+	CHUB_PAM_RHOST = 4,
 };
 
 // Which call failed, for the error message.
@@ -61,6 +62,7 @@ static struct {
 struct chub_call {
 	const char *service;
 	const char *user;
+	const char *rhost;     // the client's address, or NULL
 	char *password;        // NULL for session calls: password prompts then fail
 	int stage;             // CHUB_STAGE_* of the failing call
 	char strerr[256];      // pam_strerror of the failing call
@@ -178,6 +180,7 @@ static int chub_pam_auth(struct chub_call *c, int check_account) {
 		if (h) chub_pam.end(h, rc);
 		return rc;
 	}
+	if (c->rhost) chub_pam.set_item(h, CHUB_PAM_RHOST, c->rhost);
 	rc = chub_pam.authenticate(h, CHUB_PAM_DISALLOW_NULL_AUTHTOK);
 	if (rc != CHUB_PAM_SUCCESS) {
 		chub_fail(c, h, CHUB_STAGE_AUTH, rc);
@@ -255,6 +258,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -290,7 +294,7 @@ const (
 	stageAcct            = 3
 	stageSession         = 4
 	stageCred            = 5
-	maxConcurrentPAMCall = 4
+	maxConcurrentPAMCall = 16
 )
 
 var (
@@ -351,9 +355,13 @@ func (e *pamError) Error() string {
 // auth.ErrInvalidCredentials, a refused account auth.ErrNotAllowed; other
 // errors are failures of the system.
 func authenticate(ctx context.Context, service, user, password string, checkAccount bool) error {
+	rhost := auth.RemoteIP(ctx)
 	err := run(ctx, func() error {
 		c := newCall(service, user, password)
 		defer c.free()
+		if rhost != "" && !strings.ContainsRune(rhost, 0) {
+			c.c.rhost = C.CString(rhost)
+		}
 		ca := C.int(0)
 		if checkAccount {
 			ca = 1
@@ -436,6 +444,7 @@ func newCall(service, user, password string) *call {
 func (c *call) free() {
 	C.free(unsafe.Pointer(c.c.service))
 	C.free(unsafe.Pointer(c.c.user))
+	C.free(unsafe.Pointer(c.c.rhost))
 	if c.c.password != nil {
 		C.chub_wipe(c.c.password)
 		C.free(unsafe.Pointer(c.c.password))

@@ -158,6 +158,32 @@ func TestPAMEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("remote address reaches PAM", func(t *testing.T) {
+		dir := t.TempDir()
+		script := dir + "/record.sh"
+		if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf '%s %s' \"$PAM_RHOST\" \"$PAM_USER\" > "+dir+"/seen\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		service := "caddyhub-test-" + randomHex(t, 4)
+		path := "/etc/pam.d/" + service
+		conf := "auth required pam_unix.so\naccount required pam_unix.so\naccount required pam_exec.so " + script + "\n"
+		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(path) })
+		p := loadT(t, `{"authenticator":"pam","allow_all":true,"service":"`+service+`"}`)
+		if _, err := p.Authenticate(auth.WithRemoteIP(ctx, "192.0.2.7"), name, password); err != nil {
+			t.Fatalf("Authenticate: %v", err)
+		}
+		seen, err := os.ReadFile(dir + "/seen")
+		if err != nil {
+			t.Fatalf("pam_exec did not run: %v", err)
+		}
+		if want := "192.0.2.7 " + name; string(seen) != want {
+			t.Fatalf("PAM saw %q; want %q", seen, want)
+		}
+	})
+
 	t.Run("service and sessions", func(t *testing.T) {
 		service := "caddyhub-test-" + randomHex(t, 4)
 		path := "/etc/pam.d/" + service

@@ -49,8 +49,8 @@ func TestJSONAndDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Service != "login" || !p.checkAccountSet || p.OpenSessions {
-		t.Fatalf("defaults: service=%q check_account=%v open_sessions=%v", p.Service, p.checkAccountSet, p.OpenSessions)
+	if p.Service != "login" || !p.checkAccount || p.OpenSessions {
+		t.Fatalf("defaults: service=%q check_account=%v open_sessions=%v", p.Service, p.checkAccount, p.OpenSessions)
 	}
 	if p.Common() != &p.Options {
 		t.Fatal("Common must return the embedded options")
@@ -61,7 +61,7 @@ func TestJSONAndDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Service != "jupyterhub" || p.checkAccountSet || len(p.AllowedGroups) != 1 || len(p.AdminUsers) != 1 {
+	if p.Service != "jupyterhub" || p.checkAccount || len(p.AllowedGroups) != 1 || len(p.AdminUsers) != 1 {
 		t.Fatalf("loaded %+v", p)
 	}
 	out := string(caddyconfig.JSONModuleObject(p, "authenticator", "pam", nil))
