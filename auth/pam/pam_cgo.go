@@ -412,10 +412,11 @@ func run(ctx context.Context, f func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		defer func() { <-pamSlots }()
-		// PAM modules may keep per-thread state (errno, dlerror, some keep
-		// credentials); one thread for the whole transaction.
+		// One thread for the whole transaction, and never unlocked: PAM
+		// modules may leave per-thread state behind (credentials, keyrings,
+		// umask-like settings of session modules), so the goroutine exits
+		// locked and the Go runtime throws the thread away.
 		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
 		done <- f()
 	}()
 	select {
