@@ -10,6 +10,35 @@
 // meaning everywhere (JupyterHub's Authenticator traits, jupyterhub-spec.md
 // §6.2). The form authenticators of this repository live in the
 // subpackages auth/dummy and auth/pam; the hub app blank-imports them.
+//
+// How the hub app uses an authenticator:
+//
+//	// field of the app, default {"authenticator":"pam"}:
+//	AuthenticatorRaw json.RawMessage `json:"authenticator,omitempty" caddy:"namespace=jupyterhub.authenticators inline_key=authenticator"`
+//	// Caddyfile: caddyfile.UnmarshalModule(d, "jupyterhub.authenticators."+name)
+//	// Start: if w := auth.StartupWarning(a); w != "" { log it }
+//	// login form:
+//	u, err := a.(auth.FormAuthenticator).Authenticate(auth.WithRemoteIP(ctx, ip), name, password)
+//	// errors.Is(err, ErrInvalidCredentials) → "Invalid username or password"
+//	// errors.Is(err, ErrInvalidUsername)    → show err.Error(), it says why
+//	// errors.Is(err, ErrNotAllowed)         → 403 page; log err
+//	// other errors                          → 500 page; log err
+//	// then, if a.Common().CreateSystemUsers: auth.EnsureSystemUser(ctx, u.Name)
+//	// around spawns, if a implements SpawnHooks: PreSpawnStart / PostSpawnStop
+//
+// Where this package deliberately differs from JupyterHub:
+//   - Names are trimmed, not refused, for surrounding white space; names
+//     with control characters, longer than 255 bytes, or starting with '.'
+//     or '-' are refused (they make bad path segments and command
+//     arguments).
+//   - username_pattern must match the whole name (JupyterHub's re.match
+//     anchors only the start).
+//   - JupyterHub 5 rules throughout: allow_all defaults to false, admin_users
+//     may always log in, blocked_users beats everything, allowed_groups adds
+//     to allowed_users.
+//   - PAM checks the password of the normalized (lower-cased) account name,
+//     so the hub user is always the account that proved its password;
+//     JupyterHub asks PAM about the name as typed and lower-cases afterwards.
 package auth
 
 import (
