@@ -1,0 +1,190 @@
+package hubapp
+
+import (
+	"testing"
+	"time"
+
+	"github.com/caddyhub/caddyhub/hubapp/store"
+	"go.uber.org/zap"
+)
+
+// TestDNSLabel checks dnsLabel against JupyterHub 5.x's _strict_dns_safe_encode (utils.py), run
+// with Python's idna 3.3 to produce the expected values.
+func TestDNSLabel(t *testing.T) {
+	for _, tc := range []struct{ name, want string }{
+		{"alice", "alice"},
+		{"bob-1", "bob-1"},
+		{"1a", "1a"},
+		{"a--b", "u-ab--90827a2"},
+		{"xn--mller-kva", "u-xnmllerk--3e380bd"},
+		{"müller", "xn--mller-kva"},
+		{"Müller", "u-mller--a784298"},
+		{"123", "u-123--a665a45"},
+		{"-a", "u-a--c274891"},
+		{"a-", "u-a--9baf440"},
+		{"a_b", "u-ab--648fa9b"},
+		{"a.b", "u-ab--2e7336d"},
+		{"alice@example.org", "u-aliceexa--7a64adf"},
+		{"日本語", "xn--wgv71a119e"},
+		{"ñandú", "xn--and-6ma2c"},
+		{"b\u00fccher", "xn--bcher-kva"},
+		{"e\u0301", "u-e--bf12767"}, // not NFC
+		{"", "u-x--e3b0c44"},
+		{".", "u-x--cdb4ee2"},
+		{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
+		{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "u-aaaaaaaa--ffe054f"},
+		{"über.alice", "u-beralice--a87ea08"},
+		{"Σίσυφος", "u-x--02bfeed"},
+		{"ﬁ", "u-x--b6554cc"},
+		{"admin user", "u-adminuse--6286d10"},
+		{"a\u200db", "u-ab--57d3077"},
+		{"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxü", "u-xxxxxxxx--455f67d"},
+		{"-é", "u-x--2546b3d"},
+		{"é-", "u-x--0236661"},
+		// Deliberate differences: JupyterHub keeps these as they are (its case-insensitive regex
+		// accepts U+212A KELVIN SIGN and U+0130 as letters), which are not valid host names;
+		// CaddyHub hashes them, and lower-cases ASCII.
+		{"KELVIN\u212a", "u-kelvink--" + trimAndHash("KELVIN\u212a")[len("u-kelvink--"):]},
+		{"Alice", "alice"},
+	} {
+		got := dnsLabel(tc.name)
+		if got != tc.want {
+			t.Errorf("dnsLabel(%q) = %q, want %q", tc.name, got, tc.want)
+		}
+		if !isDNSSafe(got) || got != toLowerASCII(got) {
+			t.Errorf("dnsLabel(%q) = %q is not a lower-case DNS label", tc.name, got)
+		}
+	}
+	if got := dnsLabel("\u0130stanbul"); !isDNSSafe(got) {
+		t.Errorf("dnsLabel(İstanbul) = %q is not a DNS label", got)
+	}
+}
+
+func toLowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+func TestParseSubdomainHost(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		ok   bool
+		want subdomainConfig
+	}{
+		{"", false, subdomainConfig{}},
+		{"hub.example.org", true, subdomainConfig{"https", "hub.example.org", ""}},
+		{"https://Hub.Example.org/", true, subdomainConfig{"https", "hub.example.org", ""}},
+		{"http://hub.example.org:8000", true, subdomainConfig{"http", "hub.example.org", "8000"}},
+		{"hub.example.org:8443", true, subdomainConfig{"https", "hub.example.org", "8443"}},
+		{"ftp://hub.example.org", false, subdomainConfig{}},
+		{"https://hub.example.org/prefix/", false, subdomainConfig{}},
+		{"127.0.0.1", false, subdomainConfig{}},
+		{"https://[::1]:443", false, subdomainConfig{}},
+	} {
+		got, ok := parseSubdomainHost(tc.in)
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("parseSubdomainHost(%q) = %+v, %v; want %+v, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestSubdomainURLs(t *testing.T) {
+	for _, tc := range []struct {
+		sub, base, user, server                   string
+		wantKey, wantURL, wantHubOrigin, wantHost string
+	}{
+		{"", "/", "alice", "", "/user/alice", "/user/alice/", "", ""},
+		{"", "/jh/", "alice", "gpu", "/jh/user/alice/gpu", "/jh/user/alice/gpu/", "", ""},
+		{"hub.example.org", "/", "alice", "", "/alice.hub.example.org/user/alice",
+			"https://alice.hub.example.org/user/alice/", "https://hub.example.org", "alice.hub.example.org"},
+		{"https://hub.example.org:8443", "/", "müller", "gpu", "/xn--mller-kva.hub.example.org/user/müller/gpu",
+			"https://xn--mller-kva.hub.example.org:8443/user/m%C3%BCller/gpu/", "https://hub.example.org:8443", "xn--mller-kva.hub.example.org"},
+		{"http://hub.test", "/jh/", "a b", "", "/u-ab--" + trimAndHash("a b")[len("u-ab--"):] + ".hub.test/jh/user/a b",
+			"http://" + trimAndHash("a b") + ".hub.test/jh/user/a%20b/", "http://hub.test", trimAndHash("a b") + ".hub.test"},
+	} {
+		h := &Hub{app: &App{SubdomainHost: tc.sub}, base: tc.base}
+		if got := h.subdomainRouteKey(tc.user, tc.server); got != tc.wantKey {
+			t.Errorf("%q: subdomainRouteKey = %q, want %q", tc.sub, got, tc.wantKey)
+		}
+		if got := h.fullServerURL(tc.user, tc.server); got != tc.wantURL {
+			t.Errorf("%q: fullServerURL = %q, want %q", tc.sub, got, tc.wantURL)
+		}
+		if got := h.hubOrigin(); got != tc.wantHubOrigin {
+			t.Errorf("%q: hubOrigin = %q, want %q", tc.sub, got, tc.wantHubOrigin)
+		}
+		if got := h.userHost(tc.user); got != tc.wantHost {
+			t.Errorf("%q: userHost = %q, want %q", tc.sub, got, tc.wantHost)
+		}
+	}
+}
+
+func TestIsHubHost(t *testing.T) {
+	h := &Hub{app: &App{SubdomainHost: "https://hub.example.org:8443"}}
+	for host, want := range map[string]bool{
+		"hub.example.org":            true,
+		"HUB.example.org:8443":       true,
+		"hub.example.org.":           true,
+		"alice.hub.example.org":      false,
+		"alice.hub.example.org:8443": false,
+		"evil.org":                   false,
+		"127.0.0.1:8081":             false,
+	} {
+		if got := h.isHubHost(host); got != want {
+			t.Errorf("isHubHost(%q) = %v, want %v", host, got, want)
+		}
+	}
+	one := &Hub{app: &App{}}
+	if !one.isHubHost("anything:1") {
+		t.Error("on one origin every host is the hub's")
+	}
+}
+
+func TestUserLabels(t *testing.T) {
+	st, err := store.Open(t.TempDir(), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if err := st.Update(func(tx *store.Txn) error {
+		for _, n := range []string{"alice", "müller"} {
+			if err := tx.CreateUser(&store.User{Name: n}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	l := &userLabels{byLabel: map[string]string{}}
+	now := time.Unix(1000, 0)
+	if u, ok, err := l.lookup(st, "xn--mller-kva", now); err != nil || !ok || u != "müller" {
+		t.Fatalf("lookup after first load = %q, %v, %v", u, ok, err)
+	}
+	// A user created behind the set's back is found on the next reload, not before.
+	if err := st.Update(func(tx *store.Txn) error { return tx.CreateUser(&store.User{Name: "bob"}) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := l.lookup(st, "bob", now.Add(time.Second)); ok {
+		t.Error("bob found before the reload interval passed")
+	}
+	if u, ok, _ := l.lookup(st, "bob", now.Add(labelReloadEvery)); !ok || u != "bob" {
+		t.Errorf("bob not found after the reload interval: %q %v", u, ok)
+	}
+	// Hooks act at once.
+	l.add("carol")
+	if _, ok, _ := l.lookup(nil, "carol", now); !ok {
+		t.Error("carol not found after add")
+	}
+	l.remove("alice")
+	if _, ok, _ := l.lookup(nil, "alice", now); ok {
+		t.Error("alice found after remove")
+	}
+	if _, ok, _ := l.lookup(nil, "nobody", now); ok {
+		t.Error("unknown label found")
+	}
+}
