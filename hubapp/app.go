@@ -215,6 +215,9 @@ func (a *App) Start() error {
 			return fmt.Errorf("jupyterhub: starting hub: %w", err)
 		}
 		a.hub = hub
+		if w := auth.StartupWarning(a.authenticator); w != "" {
+			a.logger.Warn("authenticator: " + w)
+		}
 	}
 	if a.ProxyAPI != "off" {
 		srv, err := a.listen("proxy API", a.ProxyAPI, caddymodule.NewProxyAPI(a.shared.table, a.ProxyAuthToken, a.logger.Named("proxy_api")))
