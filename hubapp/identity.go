@@ -41,17 +41,23 @@ func (id *Identity) Name() string {
 
 var errBadToken = errors.New("invalid or expired token")
 
-// tokenFromRequest extracts an API token: `Authorization: token …` or `Bearer …`, or ?token=
-// (JupyterHub accepts the query form too).
+// tokenFromRequest extracts an API token: `Authorization: token …` or `Bearer …` (JupyterHub's
+// auth_header_pat, case-insensitive). The hub does not take tokens from the URL (spec §1.1): only
+// single-user servers accept ?token=.
 func tokenFromRequest(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
-		if ok && (strings.EqualFold(scheme, "token") || strings.EqualFold(scheme, "bearer")) {
-			return strings.TrimSpace(tok)
-		}
+	h := r.Header.Get("Authorization")
+	if h == "" {
 		return ""
 	}
-	return r.URL.Query().Get("token")
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	tok = strings.TrimSpace(tok)
+	if !ok || tok == "" || strings.ContainsAny(tok, " \t") {
+		return ""
+	}
+	if strings.EqualFold(scheme, "token") || strings.EqualFold(scheme, "bearer") {
+		return tok
+	}
+	return ""
 }
 
 // identify returns who made the request: token first, then the login cookie. (nil, nil) means anonymous;
@@ -74,9 +80,12 @@ func (h *Hub) identify(r *http.Request) (*Identity, error) {
 func (h *Hub) identifyToken(secret string) (*Identity, error) {
 	now := time.Now()
 	id := &Identity{}
-	if user, ok := h.app.APITokens[secret]; ok {
+	for tok, user := range h.app.APITokens {
+		if !constantTimeEqual(tok, secret) {
+			continue
+		}
 		// Legacy api_tokens: the token acts as the user with the user's full scopes.
-		u, err := h.ensureUser(user)
+		u, err := h.lookupOrEnsureUser(user)
 		if err != nil {
 			return nil, err
 		}
@@ -84,7 +93,7 @@ func (h *Hub) identifyToken(secret string) (*Identity, error) {
 		return id, h.resolveScopes(id)
 	}
 	for _, s := range h.app.Services {
-		if s.APIToken != "" && constantTimeEqual(s.APIToken, secret) {
+		if tok := h.serviceToken(s); tok != "" && constantTimeEqual(tok, secret) {
 			id.Service = s
 			return id, h.resolveScopes(id)
 		}
@@ -124,4 +133,19 @@ func (a *App) service(name string) *Service {
 		}
 	}
 	return nil
+}
+
+// lookupOrEnsureUser reads a user, creating the record only when it is missing (a read on the hot
+// path, a write once).
+func (h *Hub) lookupOrEnsureUser(name string) (*store.User, error) {
+	var u *store.User
+	err := h.store.View(func(tx *store.Txn) error {
+		var err error
+		u, err = tx.User(name)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return h.ensureUser(name)
+	}
+	return u, err
 }

@@ -1,0 +1,129 @@
+package store
+
+// Queries and changes the REST API needs beyond the record accessors: key-only iteration of user
+// names (listings with filters), counts, and renaming a user.
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// UserNames calls fn with every user name in name order, starting at the first name ≥ start, until
+// fn returns false. It reads keys only, so it is cheap even with many users.
+func (tx *Txn) UserNames(start string, fn func(name string) bool) error {
+	return tx.scan(userPrefix, start, false, func(key string, _ []byte) (bool, error) {
+		return fn(key[len(userPrefix):]), nil
+	})
+}
+
+// CountGroups returns the number of groups.
+func (tx *Txn) CountGroups() (int, error) {
+	n := 0
+	err := tx.scan(groupPrefix, "", false, func(string, []byte) (bool, error) { n++; return true, nil })
+	return n, err
+}
+
+// CountActiveServers returns the number of servers in the index of active servers.
+func (tx *Txn) CountActiveServers() (int, error) {
+	n := 0
+	err := tx.scan(runningPrefix, "", false, func(string, []byte) (bool, error) { n++; return true, nil })
+	return n, err
+}
+
+// ErrActive is returned by RenameUser when the user has a server that is running or pending.
+var ErrActive = errors.New("user has active servers")
+
+// RenameUser gives a user a new name, keeping its servers (all stopped), tokens, sessions and group
+// memberships. ErrExists if newName is taken, ErrNotFound if oldName is unknown, ErrActive if one of
+// the user's servers is active (its route and process carry the old name).
+func (tx *Txn) RenameUser(oldName, newName string) error {
+	u, err := tx.User(oldName)
+	if err != nil {
+		return err
+	}
+	if ok, err := tx.exists(userPrefix + newName); err != nil {
+		return err
+	} else if ok {
+		return fmt.Errorf("user %s: %w", newName, ErrExists)
+	}
+	servers, err := tx.Servers(oldName)
+	if err != nil {
+		return err
+	}
+	for _, s := range servers {
+		if s.Active() {
+			return fmt.Errorf("renaming %s: %w", oldName, ErrActive)
+		}
+	}
+	u.Name = newName
+	if err := tx.PutUser(u); err != nil {
+		return err
+	}
+	for _, s := range servers {
+		if err := tx.DeleteServer(oldName, s.Name); err != nil {
+			return err
+		}
+		s.User = newName
+		if err := tx.PutServer(s); err != nil {
+			return err
+		}
+	}
+	for _, g := range u.Groups {
+		grp, err := tx.Group(g)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		for i, m := range grp.Users {
+			if m == oldName {
+				grp.Users[i] = newName
+			}
+		}
+		if err := tx.PutGroup(grp); err != nil {
+			return err
+		}
+	}
+	toks, err := tx.OwnerTokens(OwnerUser(oldName), time.Time{})
+	if err != nil {
+		return err
+	}
+	for _, t := range toks {
+		if err := tx.DeleteToken(t); err != nil {
+			return err
+		}
+		t.User = newName
+		if err := tx.putToken(t); err != nil {
+			return err
+		}
+	}
+	var hashes []string
+	err = tx.scan(userSessionPrefix+oldName+"/", "", false, func(key string, _ []byte) (bool, error) {
+		hashes = append(hashes, key[strings.LastIndexByte(key, '/')+1:])
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, h := range hashes {
+		var s Session
+		if err := tx.getJSON(sessionPrefix+h, &s); errors.Is(err, ErrNotFound) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		if err := tx.delete(userSessionPrefix + oldName + "/" + h); err != nil {
+			return err
+		}
+		s.User = newName
+		if !s.Expires.After(time.Now()) {
+			continue
+		}
+		if err := tx.PutSession(&s); err != nil {
+			return err
+		}
+	}
+	return tx.delete(userPrefix + oldName)
+}
