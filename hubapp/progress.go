@@ -6,12 +6,14 @@ package hubapp
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/caddyhub/caddyhub/hubapp/rbac"
+	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
 // progressKeepalive is how often an idle progress stream gets a keep-alive (JupyterHub: 8 s).
@@ -100,6 +102,14 @@ func (h *Hub) serveProgress(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-cache")
+	err := h.store.View(func(tx *store.Txn) error { _, err := tx.User(name); return err })
+	if errors.Is(err, store.ErrNotFound) {
+		apiError(w, http.StatusNotFound, "")
+		return
+	} else if err != nil {
+		h.apiServerLookupError(w, err)
+		return
+	}
 	rec, err := h.spawnServerRecord(name, server)
 	if err != nil {
 		h.apiServerLookupError(w, err)
@@ -109,7 +119,8 @@ func (h *Hub) serveProgress(w http.ResponseWriter, r *http.Request) {
 	h.rt.mu.Lock()
 	op, log := h.rt.ops[key], h.rt.progress[key]
 	h.rt.mu.Unlock()
-	if rec == nil && op == nil {
+	if rec == nil && op == nil && server != "" {
+		// Every user has a default server (perhaps never started); named ones must exist.
 		apiError(w, http.StatusNotFound, "")
 		return
 	}
