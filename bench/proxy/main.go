@@ -1,0 +1,688 @@
+// Command proxy benchmarks CaddyHub's edge side by side with a plain Caddy
+// reverse_proxy, configurable-http-proxy (CHP) and the backend itself.
+//
+// Run it from the repository root:
+//
+//	go run ./bench/proxy [-caddy ./caddy] [-duration 5s] [-rounds 3] [-out bench/proxy/RESULTS.md]
+//
+// It starts a trivial Go backend, then (all at once, so that rounds can
+// alternate between them): our binary with a plain `reverse_proxy` site, our
+// binary with the `jupyterhub` handler in proxy_only mode at 10 and 10,000
+// routes, and CHP at 10 and 10,000 routes. Routes are added through each
+// proxy's REST API by 10 concurrent clients, as JupyterHub does; the time of
+// those adds is reported (ours are durable: Badger, synced). Each round
+// measures every setup at every connection count with wrk (or a Go load
+// generator when wrk is absent) and the report gives medians over rounds,
+// ratios, and the RSS of caddy and CHP at 10,000 routes.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+var (
+	caddyFlag    = flag.String("caddy", "", "path to our caddy binary (default: go build ./cmd/caddy into a temporary directory)")
+	chpFlag      = flag.String("chp", "configurable-http-proxy", "configurable-http-proxy command; skipped with a note if absent")
+	wrkFlag      = flag.String("wrk", "wrk", "wrk command; a Go load generator is used if absent")
+	durationFlag = flag.Duration("duration", 5*time.Second, "length of one measurement")
+	roundsFlag   = flag.Int("rounds", 3, "rounds; each round measures every setup once per connection count")
+	connsFlag    = flag.String("conns", "1,50", "comma-separated connection counts")
+	routesFlag   = flag.String("routes", "10,10000", "comma-separated route counts for the jupyterhub handler and CHP")
+	addersFlag   = flag.Int("adders", 10, "concurrent clients adding routes (JupyterHub's ConfigurableHTTPProxy.concurrency)")
+	outFlag      = flag.String("out", "", "also write the Markdown report to this file")
+)
+
+const apiToken = "bench-token"
+
+func main() {
+	log.SetFlags(log.Ltime)
+	flag.Parse()
+	if err := run(); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// proc is a process the benchmark started; it is killed by PID at the end.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	logs *bytes.Buffer
+}
+
+var (
+	procsMu sync.Mutex
+	procs   []*proc
+)
+
+func killAll() {
+	procsMu.Lock()
+	defer procsMu.Unlock()
+	for _, p := range procs {
+		if p.cmd.Process != nil {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	for _, p := range procs {
+		done := make(chan struct{})
+		go func() { _ = p.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = p.cmd.Process.Kill()
+		}
+	}
+	procs = nil
+}
+
+func start(name string, env []string, bin string, args ...string) (*proc, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	logs := new(bytes.Buffer)
+	cmd.Stdout = &lockedWriter{w: logs}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, logs: logs}
+	procsMu.Lock()
+	procs = append(procs, p)
+	procsMu.Unlock()
+	return p, nil
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitHTTP polls url until it answers with want or the deadline passes.
+func waitHTTP(url string, want int, p *proc) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				return nil
+			}
+		}
+		if p != nil && p.cmd.ProcessState != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	logs := ""
+	if p != nil {
+		logs = p.logs.String()
+	}
+	return fmt.Errorf("%s did not answer %d in time\n%s", url, want, logs)
+}
+
+// setup is one thing to measure.
+type setup struct {
+	name   string
+	kind   string // direct, rp, hub, chp
+	routes int
+	url    string
+	proc   *proc
+	addDur time.Duration
+}
+
+func run() error {
+	conns, err := intList(*connsFlag)
+	if err != nil {
+		return fmt.Errorf("-conns: %w", err)
+	}
+	routeCounts, err := intList(*routesFlag)
+	if err != nil {
+		return fmt.Errorf("-routes: %w", err)
+	}
+	tmp, err := os.MkdirTemp("", "caddyhub-bench-proxy-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	defer killAll()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		killAll()
+		os.RemoveAll(tmp)
+		os.Exit(1)
+	}()
+
+	caddyBin := *caddyFlag
+	if caddyBin == "" {
+		caddyBin = filepath.Join(tmp, "caddy")
+		log.Printf("building %s", caddyBin)
+		build := exec.Command("go", "build", "-o", caddyBin, "./cmd/caddy")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("building caddy (run from the repository root, or pass -caddy): %w", err)
+		}
+	}
+
+	backend, err := startBackend()
+	if err != nil {
+		return err
+	}
+	setups := []*setup{{name: "direct (Go backend)", kind: "direct", url: backend + "/user/bench/api/status"}}
+
+	rp, err := startCaddyRP(caddyBin, tmp, backend)
+	if err != nil {
+		return err
+	}
+	setups = append(setups, rp)
+	for _, n := range routeCounts {
+		s, err := startCaddyHub(caddyBin, tmp, backend, n)
+		if err != nil {
+			return err
+		}
+		setups = append(setups, s)
+	}
+	chpNote := ""
+	if chpPath, err := exec.LookPath(*chpFlag); err != nil {
+		chpNote = fmt.Sprintf("configurable-http-proxy not found (%v): CHP rows skipped.", err)
+		log.Print(chpNote)
+	} else {
+		for _, n := range routeCounts {
+			s, err := startCHP(chpPath, backend, n)
+			if err != nil {
+				return err
+			}
+			setups = append(setups, s)
+		}
+	}
+
+	loader := "wrk"
+	wrkPath, err := exec.LookPath(*wrkFlag)
+	if err != nil {
+		loader = "Go load generator (wrk not found)"
+		wrkPath = ""
+	}
+
+	// results[setup][conns] = one measurement per round
+	results := map[*setup]map[int][]measurement{}
+	for _, s := range setups {
+		results[s] = map[int][]measurement{}
+	}
+	for round := 1; round <= *roundsFlag; round++ {
+		for _, c := range conns {
+			for _, s := range setups {
+				m, err := measure(wrkPath, s.url, c, *durationFlag)
+				if err != nil {
+					return fmt.Errorf("%s at %d connections: %w", s.name, c, err)
+				}
+				log.Printf("round %d  %-32s c=%-3d %9.0f req/s  p50 %-9s p99 %s", round, s.name, c, m.rps, fmtDur(m.p50), fmtDur(m.p99))
+				results[s][c] = append(results[s][c], m)
+			}
+		}
+	}
+
+	rss := map[*setup]int{}
+	for _, s := range setups {
+		if s.proc != nil {
+			rss[s] = vmRSS(s.proc.cmd.Process.Pid)
+		}
+	}
+	report := buildReport(setups, conns, results, rss, loader, chpNote)
+	fmt.Print(report)
+	if *outFlag != "" {
+		if err := os.WriteFile(*outFlag, []byte(report), 0o644); err != nil {
+			return err
+		}
+		log.Printf("wrote %s", *outFlag)
+	}
+	return nil
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad number %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// startBackend serves a small fixed response, like a user server's API.
+func startBackend() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	body := []byte(`{"status":"ok","kernels":1}` + "\n")
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		_, _ = w.Write(body)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), nil
+}
+
+func writeCaddyfile(dir, name, content string) (string, error) {
+	path := filepath.Join(dir, name)
+	return path, os.WriteFile(path, []byte(content), 0o644)
+}
+
+func caddyEnv(dir string) []string {
+	return []string{"XDG_DATA_HOME=" + filepath.Join(dir, "data"), "XDG_CONFIG_HOME=" + filepath.Join(dir, "config"), "HOME=" + dir}
+}
+
+func startCaddyRP(bin, tmp, backend string) (*setup, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(tmp, "rp")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	cf, err := writeCaddyfile(dir, "Caddyfile", fmt.Sprintf(`{
+	admin off
+	auto_https off
+	persist_config off
+}
+:%d {
+	bind 127.0.0.1
+	reverse_proxy %s
+}
+`, port, strings.TrimPrefix(backend, "http://")))
+	if err != nil {
+		return nil, err
+	}
+	p, err := start("caddy reverse_proxy", caddyEnv(dir), bin, "run", "--config", cf, "--adapter", "caddyfile")
+	if err != nil {
+		return nil, err
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	if err := waitHTTP(base+"/", 200, p); err != nil {
+		return nil, err
+	}
+	return &setup{name: "caddy reverse_proxy", kind: "rp", url: base + "/user/bench/api/status", proc: p}, nil
+}
+
+func startCaddyHub(bin, tmp, backend string, routes int) (*setup, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	apiPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(tmp, fmt.Sprintf("hub-%d", routes))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	cf, err := writeCaddyfile(dir, "Caddyfile", fmt.Sprintf(`{
+	admin off
+	auto_https off
+	persist_config off
+	jupyterhub {
+		proxy_only
+		data_dir %s
+		proxy_api 127.0.0.1:%d
+		proxy_auth_token %s
+	}
+}
+:%d {
+	bind 127.0.0.1
+	jupyterhub
+}
+`, filepath.Join(dir, "hubdata"), apiPort, apiToken, port))
+	if err != nil {
+		return nil, err
+	}
+	name := fmt.Sprintf("caddy jupyterhub, %d routes", routes)
+	p, err := start(name, caddyEnv(dir), bin, "run", "--config", cf, "--adapter", "caddyfile")
+	if err != nil {
+		return nil, err
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	if err := waitHTTP(base+"/_chp_healthz", 200, p); err != nil {
+		return nil, err
+	}
+	api := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+	if err := waitHTTP(api+"/api/routes", 403, p); err != nil {
+		return nil, err
+	}
+	took, err := addRoutes(api, backend, routes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	log.Printf("%s: added %d routes in %v", name, routes, took.Round(time.Millisecond))
+	return &setup{name: name, kind: "hub", routes: routes, url: base + routeURL(routes), proc: p, addDur: took}, nil
+}
+
+func startCHP(bin, backend string, routes int) (*setup, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	apiPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	nodePath := "/usr/share/nodejs"
+	if np := os.Getenv("NODE_PATH"); np != "" {
+		nodePath = np + ":" + nodePath
+	}
+	name := fmt.Sprintf("CHP, %d routes", routes)
+	p, err := start(name, []string{"CONFIGPROXY_AUTH_TOKEN=" + apiToken, "NODE_PATH=" + nodePath}, bin,
+		"--ip", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--api-ip", "127.0.0.1", "--api-port", strconv.Itoa(apiPort), "--log-level", "warn")
+	if err != nil {
+		return nil, err
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	if err := waitHTTP(base+"/_chp_healthz", 200, p); err != nil {
+		return nil, err
+	}
+	api := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+	took, err := addRoutes(api, backend, routes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	log.Printf("%s: added %d routes in %v", name, routes, took.Round(time.Millisecond))
+	return &setup{name: name, kind: "chp", routes: routes, url: base + routeURL(routes), proc: p, addDur: took}, nil
+}
+
+// routeURL is the request path used for a table of n routes: a route in the
+// middle of the table, a few segments deep.
+func routeURL(n int) string { return fmt.Sprintf("/user/user%d/api/status", n/2) }
+
+// addRoutes POSTs n user routes with -adders concurrent clients, the way
+// JupyterHub's ConfigurableHTTPProxy does, and returns how long it took.
+func addRoutes(api, backend string, n int) (time.Duration, error) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *addersFlag}, Timeout: 30 * time.Second}
+	var next atomic.Int64
+	var firstErr atomic.Pointer[error]
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for range *addersFlag {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || firstErr.Load() != nil {
+					return
+				}
+				body := fmt.Sprintf(`{"target":%q,"jupyterhub":true,"user":"user%d","server_name":""}`, backend, i)
+				req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/api/routes/user/user%d", api, i), strings.NewReader(body))
+				req.Header.Set("Authorization", "token "+apiToken)
+				resp, err := client.Do(req)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusCreated {
+						err = fmt.Errorf("POST route %d: status %d", i, resp.StatusCode)
+					}
+				}
+				if err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(t0)
+	if e := firstErr.Load(); e != nil {
+		return 0, *e
+	}
+	return took, nil
+}
+
+type measurement struct {
+	rps      float64
+	p50, p99 time.Duration
+}
+
+func measure(wrkPath, url string, conns int, d time.Duration) (measurement, error) {
+	if wrkPath == "" {
+		return goLoad(url, conns, d)
+	}
+	threads := min(conns, runtime.NumCPU())
+	out, err := exec.Command(wrkPath, "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns),
+		"-d", fmt.Sprintf("%ds", max(1, int(d.Seconds()))), "--latency", url).CombinedOutput()
+	if err != nil {
+		return measurement{}, fmt.Errorf("wrk: %w\n%s", err, out)
+	}
+	return parseWrk(string(out))
+}
+
+var (
+	rpsRe  = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	p50Re  = regexp.MustCompile(`\n\s+50%\s+([0-9.]+)(us|ms|s)`)
+	p99Re  = regexp.MustCompile(`\n\s+99%\s+([0-9.]+)(us|ms|s)`)
+	errsRe = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)|Socket errors: .*`)
+)
+
+func parseWrk(out string) (measurement, error) {
+	if m := errsRe.FindString(out); m != "" {
+		return measurement{}, fmt.Errorf("wrk reported errors: %s\n%s", m, out)
+	}
+	rps := rpsRe.FindStringSubmatch(out)
+	p50 := p50Re.FindStringSubmatch(out)
+	p99 := p99Re.FindStringSubmatch(out)
+	if rps == nil || p50 == nil || p99 == nil {
+		return measurement{}, fmt.Errorf("cannot parse wrk output:\n%s", out)
+	}
+	r, _ := strconv.ParseFloat(rps[1], 64)
+	return measurement{rps: r, p50: wrkDur(p50[1], p50[2]), p99: wrkDur(p99[1], p99[2])}, nil
+}
+
+func wrkDur(v, unit string) time.Duration {
+	f, _ := strconv.ParseFloat(v, 64)
+	switch unit {
+	case "us":
+		return time.Duration(f * float64(time.Microsecond))
+	case "ms":
+		return time.Duration(f * float64(time.Millisecond))
+	default:
+		return time.Duration(f * float64(time.Second))
+	}
+}
+
+// goLoad is a closed-loop load generator: conns keep-alive connections, each
+// sending the next request when the previous answer is read.
+func goLoad(url string, conns int, d time.Duration) (measurement, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	lats := make([][]time.Duration, conns)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				resp, err := client.Get(url)
+				if err != nil {
+					if ctx.Err() == nil {
+						failed.Add(1)
+					}
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+				}
+				lats[i] = append(lats[i], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		return measurement{}, fmt.Errorf("%d failed requests", n)
+	}
+	all := slices.Concat(lats...)
+	if len(all) == 0 {
+		return measurement{}, errors.New("no requests completed")
+	}
+	slices.Sort(all)
+	return measurement{
+		rps: float64(len(all)) / d.Seconds(),
+		p50: all[len(all)*50/100],
+		p99: all[len(all)*99/100],
+	}, nil
+}
+
+// vmRSS returns VmRSS of pid in KiB, 0 if unknown.
+func vmRSS(pid int) int {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
+}
+
+func median(ms []measurement) measurement {
+	rps := make([]float64, len(ms))
+	p50 := make([]time.Duration, len(ms))
+	p99 := make([]time.Duration, len(ms))
+	for i, m := range ms {
+		rps[i], p50[i], p99[i] = m.rps, m.p50, m.p99
+	}
+	slices.Sort(rps)
+	slices.Sort(p50)
+	slices.Sort(p99)
+	mid := len(ms) / 2
+	return measurement{rps: rps[mid], p50: p50[mid], p99: p99[mid]}
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
+
+func buildReport(setups []*setup, conns []int, results map[*setup]map[int][]measurement, rss map[*setup]int, loader, chpNote string) string {
+	var b strings.Builder
+	host, _ := os.Hostname()
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Fprintf(&b, "# Proxy benchmark: CaddyHub edge vs Caddy reverse_proxy vs configurable-http-proxy\n\n")
+	fmt.Fprintf(&b, "Measured %s on %s (%d CPUs, %s, load average at the end: %s) with %s; %d rounds of %v per setup and connection count, setups alternating within each round; medians over rounds.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), host, runtime.NumCPU(), runtime.Version(),
+		strings.Join(strings.Fields(string(load))[:3], " "), loader, *roundsFlag, *durationFlag)
+	fmt.Fprintf(&b, "Command (from the repository root):\n\n```\ngo run ./bench/proxy %s\n```\n\n", strings.Join(os.Args[1:], " "))
+	b.WriteString("The backend is a Go net/http server answering a 28-byte JSON body; every proxy runs on the same host as the load generator and the backend. " +
+		"Requests go to `/user/user<n/2>/api/status`, a route in the middle of the table. " +
+		"Our `jupyterhub` handler runs in `proxy_only` mode with routes added through its CHP-compatible API.\n\n")
+	if chpNote != "" {
+		b.WriteString(chpNote + "\n\n")
+	}
+
+	var rp *setup
+	chpBy := map[int]*setup{}
+	for _, s := range setups {
+		switch s.kind {
+		case "rp":
+			rp = s
+		case "chp":
+			chpBy[s.routes] = s
+		}
+	}
+	for _, c := range conns {
+		fmt.Fprintf(&b, "## %d connection(s)\n\n", c)
+		b.WriteString("| setup | req/s | p50 | p99 | vs direct | vs reverse_proxy | vs CHP (same routes) |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		direct := median(results[setups[0]][c])
+		var rpM measurement
+		if rp != nil {
+			rpM = median(results[rp][c])
+		}
+		for _, s := range setups {
+			m := median(results[s][c])
+			vsRP, vsCHP := "–", "–"
+			if s.kind == "hub" || s.kind == "chp" {
+				vsRP = ratio(m.rps, rpM.rps)
+			}
+			if chp := chpBy[s.routes]; s.kind == "hub" && chp != nil {
+				vsCHP = ratio(m.rps, median(results[chp][c]).rps)
+			}
+			fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %s |\n", s.name, m.rps, fmtDur(m.p50), fmtDur(m.p99), ratio(m.rps, direct.rps), vsRP, vsCHP)
+		}
+		b.WriteString("\n")
+	}
+
+	b.WriteString("## Adding routes and memory\n\n| setup | time to add its routes (10 concurrent clients) | RSS after the runs |\n|---|---:|---:|\n")
+	for _, s := range setups {
+		if s.kind != "hub" && s.kind != "chp" && s.kind != "rp" {
+			continue
+		}
+		add := "–"
+		if s.kind != "rp" {
+			add = fmt.Sprintf("%d routes in %v", s.routes, s.addDur.Round(time.Millisecond))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.1f MB |\n", s.name, add, float64(rss[s])/1024)
+	}
+	b.WriteString("\nRSS is VmRSS from /proc/<pid>/status. Our adds are durable (Badger, synced before the 201); CHP's are in memory.\n")
+	b.WriteString("\nTargets (brief): jupyterhub ≥ 0.95× plain reverse_proxy, ≥ 6× CHP; RSS at 10,000 routes ≤ 60 MB; 10,000 durable adds ≤ 3 s.\n")
+	return b.String()
+}
