@@ -1,6 +1,7 @@
 package spawners
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -110,4 +111,21 @@ func EnvList(env map[string]string) []string {
 	}
 	sort.Strings(list)
 	return list
+}
+
+// CheckNames rejects a user or server name that cannot safely stand in a
+// path (notebook_dir "/srv/{username}"): empty user, ".", "..", a slash or a
+// NUL byte. JupyterHub's validate_username already refuses slashes and
+// empty names; spawners check again before touching the file system.
+func (r *StartRequest) CheckNames() error {
+	bad := func(s string) bool {
+		return s == "." || s == ".." || strings.ContainsAny(s, "/\x00")
+	}
+	if r.User == "" || bad(r.User) {
+		return fmt.Errorf("invalid username %q", r.User)
+	}
+	if bad(r.ServerName) {
+		return fmt.Errorf("invalid server name %q", r.ServerName)
+	}
+	return nil
 }

@@ -307,3 +307,26 @@ func TestEnvList(t *testing.T) {
 		t.Fatalf("got %v", got)
 	}
 }
+
+func TestCheckNames(t *testing.T) {
+	for _, c := range []struct {
+		user, server string
+		ok           bool
+	}{
+		{"alice", "", true},
+		{"alice", "gpu", true},
+		{"a.b", "x..y", true},
+		{"", "", false},
+		{"..", "", false},
+		{".", "", false},
+		{"a/b", "", false},
+		{"alice", "..", false},
+		{"alice", "a/b", false},
+		{"al\x00ice", "", false},
+	} {
+		err := (&StartRequest{User: c.user, ServerName: c.server}).CheckNames()
+		if (err == nil) != c.ok {
+			t.Errorf("CheckNames(%q, %q) = %v", c.user, c.server, err)
+		}
+	}
+}

@@ -69,6 +69,9 @@ func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progres
 	if !filepath.IsAbs(req.DataDir) {
 		return nil, fmt.Errorf("spawner localprocess: data_dir %q is not an absolute path", req.DataDir)
 	}
+	if err := req.CheckNames(); err != nil {
+		return nil, fmt.Errorf("spawner localprocess: %w", err)
+	}
 	acct, err := lookupAccount(req.User)
 	if err != nil {
 		return nil, err

@@ -66,6 +66,9 @@ func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progres
 	if !filepath.IsAbs(req.DataDir) {
 		return nil, fmt.Errorf("spawner simple: data_dir %q is not an absolute path", req.DataDir)
 	}
+	if err := req.CheckNames(); err != nil {
+		return nil, fmt.Errorf("spawner simple: %w", err)
+	}
 	home := HomeDir(req.DataDir, req.User)
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, fmt.Errorf("creating home of %s: %w", req.User, err)

@@ -733,3 +733,14 @@ func TestConcurrentStarts(t *testing.T) {
 	wg.Wait()
 	requireNoTestServers(t)
 }
+
+func TestRejectsUnsafeNames(t *testing.T) {
+	s := newSpawner(t, func(s *Spawner) { s.NotebookDir = "/tmp/{username}" })
+	req := newRequest(t, "..")
+	if _, err := s.Start(context.Background(), req, nil); err == nil || !strings.Contains(err.Error(), `invalid username ".."`) {
+		t.Fatalf("got %v, want an invalid username error", err)
+	}
+	if entries, _ := os.ReadDir(req.DataDir); len(entries) != 0 {
+		t.Fatalf("a rejected start created %v in data_dir", entries)
+	}
+}
