@@ -16,11 +16,15 @@
 // Admin endpoint: every instance needs its own admin address. Put `admin 127.0.0.1:<FreePort(t)>`
 // in the Caddyfile's global options block yourself, or leave it out and Start injects one (into
 // the leading global block when there is one, else as a new global block). `admin off` is refused.
+//
+// TestMain (in lifecycle_test.go) calls CleanupBuild; do not define another TestMain in this package.
 package tests
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -130,6 +134,16 @@ func FreePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// RandomHex returns n random bytes, hex encoded (tokens, passwords, ids for tests).
+func RandomHex(t testing.TB, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatalf("random bytes: %v", err)
+	}
+	return hex.EncodeToString(b)
 }
 
 // URL returns "http://127.0.0.1:<port><path>".

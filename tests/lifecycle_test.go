@@ -6,8 +6,6 @@ package tests
 // caddy-architecture.md §2.2 and §13 for why reloads are the hard part).
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -73,18 +71,9 @@ type proxyOnly struct {
 	inst   *Instance
 }
 
-func randomHex(t testing.TB, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
 func newProxyOnly(t *testing.T) *proxyOnly {
 	t.Helper()
-	return &proxyOnly{t: t, dir: t.TempDir(), public: FreePort(t), api: FreePort(t), token: randomHex(t, 16)}
+	return &proxyOnly{t: t, dir: t.TempDir(), public: FreePort(t), api: FreePort(t), token: RandomHex(t, 16)}
 }
 
 // caddyfile returns the proxy_only configuration; extraGlobal goes into the jupyterhub
@@ -149,16 +138,16 @@ func (p *proxyOnly) routes() map[string]map[string]any {
 	return out
 }
 
-// backend is a user server stand-in: it answers "backend <id> <path>" and echoes websockets.
-type backend struct {
+// echoBackend is a user server stand-in: it answers "backend <id> <path>" and echoes websockets.
+type echoBackend struct {
 	id  string
 	srv *httptest.Server
 }
 
-func newBackend(t testing.TB, id string) *backend {
+func newEchoBackend(t testing.TB, id string) *echoBackend {
 	t.Helper()
 	up := websocket.Upgrader{}
-	b := &backend{id: id}
+	b := &echoBackend{id: id}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if websocket.IsWebSocketUpgrade(r) {
 			c, err := up.Upgrade(w, r, nil)
@@ -182,11 +171,11 @@ func newBackend(t testing.TB, id string) *backend {
 	return b
 }
 
-// userKey is the route key of the i-th test user, as JupyterHub spells user routes.
-func userKey(i int) string { return fmt.Sprintf("/user/u%03d", i) }
+// lcUserKey is the route key of the i-th test user, as JupyterHub spells user routes.
+func lcUserKey(i int) string { return fmt.Sprintf("/user/u%03d", i) }
 
 // addRoutes adds n user routes, 10 at a time like JupyterHub's proxy client, spread over backends.
-func (p *proxyOnly) addRoutes(n int, backends []*backend) {
+func (p *proxyOnly) addRoutes(n int, backends []*echoBackend) {
 	p.t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -199,7 +188,7 @@ func (p *proxyOnly) addRoutes(n int, backends []*backend) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			b := backends[i%len(backends)]
-			if _, err := p.addRoute(client, userKey(i), b.srv.URL,
+			if _, err := p.addRoute(client, lcUserKey(i), b.srv.URL,
 				map[string]any{"jupyterhub": true, "user": fmt.Sprintf("u%03d", i), "server_name": ""}); err != nil {
 				errs <- err
 			}
@@ -214,22 +203,22 @@ func (p *proxyOnly) addRoutes(n int, backends []*backend) {
 
 // checkRoutes asserts that the API lists the n user routes with their targets and extra data, and
 // that each one routes to its backend through the public port.
-func (p *proxyOnly) checkRoutes(n int, backends []*backend) {
+func (p *proxyOnly) checkRoutes(n int, backends []*echoBackend) {
 	p.t.Helper()
 	routes := p.routes()
 	for i := range n {
 		b := backends[i%len(backends)]
-		r, ok := routes[userKey(i)]
+		r, ok := routes[lcUserKey(i)]
 		if !ok {
-			p.t.Fatalf("route %s missing; have %d routes", userKey(i), len(routes))
+			p.t.Fatalf("route %s missing; have %d routes", lcUserKey(i), len(routes))
 		}
 		if r["target"] != b.srv.URL || r["jupyterhub"] != true || r["user"] != fmt.Sprintf("u%03d", i) {
-			p.t.Fatalf("route %s = %v, want target %s with its data", userKey(i), r, b.srv.URL)
+			p.t.Fatalf("route %s = %v, want target %s with its data", lcUserKey(i), r, b.srv.URL)
 		}
 		if _, ok := r["last_activity"].(string); !ok {
-			p.t.Fatalf("route %s has no last_activity: %v", userKey(i), r)
+			p.t.Fatalf("route %s has no last_activity: %v", lcUserKey(i), r)
 		}
-		path := userKey(i) + "/api/status"
+		path := lcUserKey(i) + "/api/status"
 		status, body := GetJSON(p.t, URL(p.public, path), "")
 		if want := "backend " + b.id + " " + path; status != http.StatusOK || string(body) != want {
 			p.t.Fatalf("GET %s through the edge: %d %q, want 200 %q", path, status, body, want)
@@ -276,7 +265,7 @@ func TestProxyOnlyRoutesSurviveRestart(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 100
 			p := newProxyOnly(t)
-			backends := []*backend{newBackend(t, "a"), newBackend(t, "b"), newBackend(t, "c")}
+			backends := []*echoBackend{newEchoBackend(t, "a"), newEchoBackend(t, "b"), newEchoBackend(t, "c")}
 			cfg := p.caddyfile("", "")
 			p.start(cfg)
 			p.addRoutes(n, backends)
@@ -286,10 +275,10 @@ func TestProxyOnlyRoutesSurviveRestart(t *testing.T) {
 			p.checkRoutes(n, backends)
 
 			tc.down(p.inst)
-			if status, _ := probe(URL(p.public, "/")); status != 0 {
+			if status, _ := probeOnce(URL(p.public, "/")); status != 0 {
 				t.Fatalf("public port still answers after %s (status %d)", tc.name, status)
 			}
-			path := userKey(n-1) + "/tree"
+			path := lcUserKey(n-1) + "/tree"
 			first := firstResponse(URL(p.public, path), StartTimeout)
 			p.start(cfg)
 			want := fmt.Sprintf("200 backend %s %s", backends[(n-1)%len(backends)].id, path)
@@ -304,8 +293,8 @@ func TestProxyOnlyRoutesSurviveRestart(t *testing.T) {
 	}
 }
 
-// probe GETs url once; status 0 means nothing answered.
-func probe(url string) (int, string) {
+// probeOnce GETs url once; status 0 means nothing answered.
+func probeOnce(url string) (int, string) {
 	resp, err := Client().Get(url)
 	if err != nil {
 		return 0, err.Error()
@@ -321,8 +310,8 @@ func probe(url string) (int, string) {
 func TestProxyOnlyReload(t *testing.T) {
 	const n = 100
 	p := newProxyOnly(t)
-	backends := []*backend{newBackend(t, "a"), newBackend(t, "b")}
-	ws := newBackend(t, "ws")
+	backends := []*echoBackend{newEchoBackend(t, "a"), newEchoBackend(t, "b")}
+	ws := newEchoBackend(t, "ws")
 	p.start(p.caddyfile("", ""))
 	p.addRoutes(n, backends)
 	client := Client()
@@ -359,7 +348,7 @@ func TestProxyOnlyReload(t *testing.T) {
 		mu      sync.Mutex
 		added   []string
 		failed  []string
-		errorTo = newBackend(t, "errors")
+		errorTo = newEchoBackend(t, "errors")
 	)
 	for w := range 4 {
 		wg.Add(1)
@@ -427,10 +416,10 @@ func TestProxyOnlyReload(t *testing.T) {
 // opens nothing (the Badger directory lock, the listeners), and the server keeps serving.
 func TestProxyOnlyValidateWhileRunning(t *testing.T) {
 	p := newProxyOnly(t)
-	b := newBackend(t, "a")
+	b := newEchoBackend(t, "a")
 	cfg := p.caddyfile("", "")
 	p.start(cfg)
-	p.addRoutes(3, []*backend{b})
+	p.addRoutes(3, []*echoBackend{b})
 	for _, args := range [][]string{
 		{"validate", "--config", p.inst.ConfigFile(), "--adapter", "caddyfile"},
 		{"adapt", "--config", p.inst.ConfigFile(), "--adapter", "caddyfile", "--validate"},
@@ -440,7 +429,7 @@ func TestProxyOnlyValidateWhileRunning(t *testing.T) {
 			t.Fatalf("caddy %s while the server runs: %v\n%s", args[0], err, out)
 		}
 	}
-	p.checkRoutes(3, []*backend{b})
+	p.checkRoutes(3, []*echoBackend{b})
 	if !p.inst.Running() {
 		t.Fatal("server exited during validate")
 	}

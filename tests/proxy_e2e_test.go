@@ -145,8 +145,8 @@ for (state,) in db.execute("select state from spawners"):
 	return pids
 }
 
-// browser is a cookie-jar client that follows redirects, as a user's browser would.
-func browser(t *testing.T) *http.Client {
+// pyBrowser is a cookie-jar client that follows redirects, as a user's browser would.
+func pyBrowser(t *testing.T) *http.Client {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -155,15 +155,15 @@ func browser(t *testing.T) *http.Client {
 	c.Jar = jar
 	c.Timeout = 30 * time.Second
 	c.CheckRedirect = nil
-	c.Transport = acceptHTML{c.Transport}
+	c.Transport = pyAcceptHTML{c.Transport}
 	return c
 }
 
-// acceptHTML sends a browser's Accept header (JupyterHub 3.0's /hub/user/… handler fails with 500
+// pyAcceptHTML sends a browser's Accept header (JupyterHub 3.0's /hub/user/… handler fails with 500
 // on a request that has none).
-type acceptHTML struct{ next http.RoundTripper }
+type pyAcceptHTML struct{ next http.RoundTripper }
 
-func (a acceptHTML) RoundTrip(r *http.Request) (*http.Response, error) {
+func (a pyAcceptHTML) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Header.Get("Accept") == "" {
 		r = r.Clone(r.Context())
 		r.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
@@ -171,17 +171,16 @@ func (a acceptHTML) RoundTrip(r *http.Request) (*http.Response, error) {
 	return a.next.RoundTrip(r)
 }
 
-var xsrfInput = regexp.MustCompile(`name="_xsrf"\s+value="([^"]+)"`)
+var pyXSRFInput = regexp.MustCompile(`name="_xsrf"\s+value="([^"]+)"`)
 
 func TestPythonJupyterHubWithCaddyProxy(t *testing.T) {
-	hubBin := Require(t, "/usr/bin/jupyterhub")
+	Require(t, "/usr/bin/jupyterhub")
 	Require(t, "/usr/bin/jupyterhub-singleuser")
-	_ = hubBin
 
 	p := newProxyOnly(t)
 	p.start(p.caddyfile("", ""))
 	hubPort := FreePort(t)
-	password := randomHex(t, 8)
+	password := RandomHex(t, 8)
 	startPythonHub(t, p.dir, p.public, hubPort, p.api, p.token, password)
 
 	// The hub adds its own route "/" through our proxy API, then answers through our public port.
@@ -194,7 +193,7 @@ func TestPythonJupyterHubWithCaddyProxy(t *testing.T) {
 
 	// Log in through our public port.
 	const user = "alice"
-	b := browser(t)
+	b := pyBrowser(t)
 	pub := URL(p.public, "")
 	resp, err := b.Get(pub + "/hub/login")
 	if err != nil {
@@ -206,7 +205,7 @@ func TestPythonJupyterHubWithCaddyProxy(t *testing.T) {
 		t.Fatalf("GET /hub/login: %d %.500s", resp.StatusCode, page)
 	}
 	form := url.Values{"username": {user}, "password": {password}}
-	if m := xsrfInput.FindSubmatch(page); m != nil {
+	if m := pyXSRFInput.FindSubmatch(page); m != nil {
 		form.Set("_xsrf", string(m[1]))
 	}
 	resp, err = b.PostForm(pub+"/hub/login?next="+url.QueryEscape("/hub/home"), form)
@@ -246,7 +245,7 @@ func TestPythonJupyterHubWithCaddyProxy(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond) // poll interval, not synchronisation
 	}
-	status, body := browserGet(t, b, pub+"/user/"+user+"/api/status")
+	status, body := pyGet(t, b, pub+"/user/"+user+"/api/status")
 	if status != http.StatusOK || !strings.Contains(body, `"started"`) {
 		t.Fatalf("GET /user/%s/api/status through caddy: %d %s", user, status, body)
 	}
@@ -257,10 +256,10 @@ func TestPythonJupyterHubWithCaddyProxy(t *testing.T) {
 	if ur == nil || ur["jupyterhub"] != true || ur["user"] != user || ur["server_name"] != "" {
 		t.Fatalf("user route = %v; all routes %v", ur, routes)
 	}
-	before := parseActivity(t, ur)
+	before := routeActivity(t, ur)
 
 	// A kernel, and one execute_request round trip over its websocket through our edge.
-	xsrf := cookieValue(b, pub+"/user/"+user+"/", "_xsrf")
+	xsrf := jarCookie(b, pub+"/user/"+user+"/", "_xsrf")
 	req, _ := http.NewRequest(http.MethodPost, pub+"/user/"+user+"/api/kernels", strings.NewReader(`{"name":"python3"}`))
 	req.Header.Set("Content-Type", "application/json")
 	if xsrf != "" {
@@ -278,19 +277,19 @@ func TestPythonJupyterHubWithCaddyProxy(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated || json.Unmarshal(kb, &kernel) != nil || kernel.ID == "" {
 		t.Fatalf("POST /user/%s/api/kernels: %d %s", user, resp.StatusCode, kb)
 	}
-	out := executeOverWebsocket(t, b, p.public, user, kernel.ID, "print(6 * 7)")
+	out := pyExecute(t, b, p.public, user, kernel.ID, "print(6 * 7)")
 	if !strings.Contains(out, "42") {
 		t.Fatalf("stream output %q, want 42", out)
 	}
 
-	after := parseActivity(t, p.routes()["/user/"+user])
+	after := routeActivity(t, p.routes()["/user/"+user])
 	if !after.After(before) {
 		t.Fatalf("last_activity of /user/%s did not move with traffic: before %s, after %s", user, before, after)
 	}
 }
 
-// browserGet GETs url with the browser client and returns status and body.
-func browserGet(t *testing.T, b *http.Client, u string) (int, string) {
+// pyGet GETs url with the browser client and returns status and body.
+func pyGet(t *testing.T, b *http.Client, u string) (int, string) {
 	t.Helper()
 	resp, err := b.Get(u)
 	if err != nil {
@@ -301,7 +300,7 @@ func browserGet(t *testing.T, b *http.Client, u string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-func parseActivity(t *testing.T, route map[string]any) time.Time {
+func routeActivity(t *testing.T, route map[string]any) time.Time {
 	t.Helper()
 	s, _ := route["last_activity"].(string)
 	ts, err := time.Parse(time.RFC3339Nano, s)
@@ -311,7 +310,7 @@ func parseActivity(t *testing.T, route map[string]any) time.Time {
 	return ts
 }
 
-func cookieValue(b *http.Client, rawURL, name string) string {
+func jarCookie(b *http.Client, rawURL, name string) string {
 	u, _ := url.Parse(rawURL)
 	for _, c := range b.Jar.Cookies(u) {
 		if c.Name == name {
@@ -321,11 +320,11 @@ func cookieValue(b *http.Client, rawURL, name string) string {
 	return ""
 }
 
-// executeOverWebsocket runs code in the kernel over /api/kernels/<id>/channels (Jupyter message
+// pyExecute runs code in the kernel over /api/kernels/<id>/channels (Jupyter message
 // protocol 5.3, JSON frames) and returns the text of the stream outputs seen before execute_reply.
-func executeOverWebsocket(t *testing.T, b *http.Client, port int, user, kernelID, code string) string {
+func pyExecute(t *testing.T, b *http.Client, port int, user, kernelID, code string) string {
 	t.Helper()
-	session := randomHex(t, 16)
+	session := RandomHex(t, 16)
 	wsURL := fmt.Sprintf("ws://127.0.0.1:%d/user/%s/api/kernels/%s/channels?session_id=%s", port, user, kernelID, session)
 	httpURL, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d/user/%s/", port, user))
 	hdr := http.Header{}
@@ -345,7 +344,7 @@ func executeOverWebsocket(t *testing.T, b *http.Client, port int, user, kernelID
 	}
 	defer conn.Close()
 
-	msgID := randomHex(t, 16)
+	msgID := RandomHex(t, 16)
 	msg := map[string]any{
 		"header": map[string]any{
 			"msg_id": msgID, "username": user, "session": session, "msg_type": "execute_request",
