@@ -57,6 +57,10 @@ func (s *Spawner) Provision(ctx caddy.Context) error {
 	if err := s.Options.Provision(); err != nil {
 		return fmt.Errorf("spawner localprocess: %w", err)
 	}
+	if euid := os.Geteuid(); euid > 0 {
+		s.logger.Warn("the hub does not run as root: the localprocess spawner can start servers only for the hub's own account",
+			zap.Int("euid", euid))
+	}
 	return nil
 }
 
