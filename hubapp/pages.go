@@ -352,8 +352,7 @@ func (h *Hub) serveHubUser(w http.ResponseWriter, r *http.Request, pr *pageReque
 		return
 	}
 	if name != user.Name {
-		var err error
-		if user, err = h.findUser(name); err != nil {
+		if _, err := h.findUser(name); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				h.renderError(w, r, pr, http.StatusNotFound, "No such user: "+name)
 			} else {

@@ -129,16 +129,6 @@ func (h *Hub) redirectToLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, h.prefix+"login?"+url.Values{"next": {r.URL.RequestURI()}}.Encode(), http.StatusFound)
 }
 
-// currentUser returns the logged-in user of a request, or nil (for handlers outside page()).
-func (h *Hub) currentUser(r *http.Request) *store.User {
-	_, u, err := h.sessionFromRequest(r)
-	if err != nil {
-		h.logger.Error("reading login session", zap.Error(err))
-		return nil
-	}
-	return u
-}
-
 func newNonce() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
