@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func benchTable(b *testing.B, n int) *Table {
+func benchTable(b testing.TB, n int) *Table {
 	b.Helper()
 	tb := New()
 	recs := make([]Record, 0, n+1)
