@@ -27,8 +27,8 @@ func threadCPU() time.Duration {
 // cheapest round of each size costs about the same. Run with -v to see the
 // numbers; the bound is loose so that a busy machine does not fail it.
 func TestLookupCostIndependentOfSize(t *testing.T) {
-	if testing.Short() {
-		t.Skip("timing test")
+	if testing.Short() || raceEnabled {
+		t.Skip("timing test (skipped in -short and -race runs)")
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()

@@ -1,0 +1,5 @@
+//go:build race
+
+package routetable
+
+const raceEnabled = true
