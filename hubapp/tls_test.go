@@ -1,0 +1,216 @@
+package hubapp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+	"go.uber.org/zap"
+
+	"github.com/caddyhub/caddyhub/caddymodule/routetable"
+)
+
+// newTestPermission returns a permission module over an app with subdomain_host hub.example.org
+// whose label set holds the given users (no store: answers come from memory only).
+func newTestPermission(t *testing.T, started bool, users ...string) (*Permission, *time.Time) {
+	t.Helper()
+	app := &App{SubdomainHost: "https://hub.example.org:8443", DataDir: t.TempDir()}
+	if started {
+		app.table.Store(routetable.New())
+	}
+	l := labelsFor(app.DataDir)
+	l.mu.Lock()
+	l.loaded, l.loadedAt = true, time.Now()
+	l.mu.Unlock()
+	for _, u := range users {
+		l.add(u)
+	}
+	now := time.Unix(1_000_000, 0)
+	p := &Permission{RateLimit: 2, RateInterval: caddy.Duration(time.Minute), app: app, logger: zap.NewNop(),
+		now: func() time.Time { return now }, seen: map[string]struct{}{}}
+	return p, &now
+}
+
+func TestPermissionCertificateAllowed(t *testing.T) {
+	p, _ := newTestPermission(t, true, "alice", "müller", "a b")
+	p.RateLimit = -1
+	for _, tc := range []struct {
+		name  string
+		allow bool
+	}{
+		{"hub.example.org", true},
+		{"HUB.example.org.", true},
+		{"alice.hub.example.org", true},
+		{"Alice.Hub.Example.Org", true},
+		{"xn--mller-kva.hub.example.org", true},
+		{dnsLabel("a b") + ".hub.example.org", true},
+		{"bob.hub.example.org", false},            // no such user
+		{"x.alice.hub.example.org", false},        // deeper name
+		{"alice.hub.example.org.evil.com", false}, // another domain
+		{"alice.example.org", false},              // not under subdomain_host
+		{"example.org", false},
+		{"*.hub.example.org", false},
+		{"a_b.hub.example.org", false}, // not a label we produce
+		{"127.0.0.1", false},
+		{"", false},
+	} {
+		err := p.CertificateAllowed(context.Background(), tc.name)
+		if tc.allow && err != nil {
+			t.Errorf("%q: refused: %v", tc.name, err)
+		}
+		if !tc.allow && !errors.Is(err, caddytls.ErrPermissionDenied) {
+			t.Errorf("%q: want ErrPermissionDenied, got %v", tc.name, err)
+		}
+	}
+}
+
+func TestPermissionBeforeStart(t *testing.T) {
+	p, _ := newTestPermission(t, false, "alice")
+	if err := p.CertificateAllowed(context.Background(), "hub.example.org"); err != nil {
+		t.Errorf("hub name refused before start: %v", err)
+	}
+	if err := p.CertificateAllowed(context.Background(), "alice.hub.example.org"); !errors.Is(err, caddytls.ErrPermissionDenied) {
+		t.Errorf("user name before start: want ErrPermissionDenied, got %v", err)
+	}
+}
+
+func TestPermissionRateLimit(t *testing.T) {
+	p, now := newTestPermission(t, true, "a1", "a2", "a3")
+	allowed := func(n string) bool { return p.CertificateAllowed(context.Background(), n+".hub.example.org") == nil }
+	if !allowed("a1") || !allowed("a2") {
+		t.Fatal("first two new names refused")
+	}
+	if allowed("a3") {
+		t.Error("third new name within the interval allowed (rate_limit 2)")
+	}
+	if !allowed("a1") {
+		t.Error("a name allowed before was refused by the rate limit")
+	}
+	*now = now.Add(time.Minute + time.Second)
+	if !allowed("a3") {
+		t.Error("new name refused after the interval passed")
+	}
+	p.RateLimit = -1
+	l := labelsFor(p.app.DataDir)
+	for _, u := range []string{"b1", "b2", "b3", "b4"} {
+		l.add(u)
+		if !allowed(u) {
+			t.Errorf("%s refused with rate_limit off", u)
+		}
+	}
+}
+
+func TestPermissionUnmarshalCaddyfile(t *testing.T) {
+	for _, tc := range []struct {
+		in       string
+		wantErr  bool
+		rate     int
+		interval time.Duration
+	}{
+		{"jupyterhub", false, 0, 0},
+		{"jupyterhub {\n}", false, 0, 0},
+		{"jupyterhub {\n rate_limit 5\n}", false, 5, 0},
+		{"jupyterhub {\n rate_limit 5 10s\n}", false, 5, 10 * time.Second},
+		{"jupyterhub {\n rate_limit off\n}", false, -1, 0},
+		{"jupyterhub extra", true, 0, 0},
+		{"jupyterhub {\n rate_limit\n}", true, 0, 0},
+		{"jupyterhub {\n rate_limit 0\n}", true, 0, 0},
+		{"jupyterhub {\n rate_limit x\n}", true, 0, 0},
+		{"jupyterhub {\n rate_limit 3 -1s\n}", true, 0, 0},
+		{"jupyterhub {\n ask http://x\n}", true, 0, 0},
+	} {
+		var p Permission
+		err := p.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.in))
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%q: err = %v, want error %v", tc.in, err, tc.wantErr)
+			continue
+		}
+		if err == nil && (p.RateLimit != tc.rate || time.Duration(p.RateInterval) != tc.interval) {
+			t.Errorf("%q: got %d/%s, want %d/%s", tc.in, p.RateLimit, time.Duration(p.RateInterval), tc.rate, tc.interval)
+		}
+	}
+}
+
+func TestCertRegistryRecord(t *testing.T) {
+	r := &certRegistry{names: map[string]*certRecord{}}
+	at := time.Unix(2_000_000, 0)
+	r.record("cached_managed_cert", map[string]any{"sans": []string{"hub.example.org"}}, at, nil)
+	r.record("cert_failed", map[string]any{"identifier": "alice.hub.example.org", "renewal": false, "error": errors.New("acme: boom")}, at, nil)
+	r.record("cert_obtained", map[string]any{"identifier": "hub.example.org", "renewal": true, "issuer": "acme-v02", "certificate_path": "certificates/x/hub.example.org/hub.example.org.crt"}, at.Add(time.Second), nil)
+	r.record("cert_obtained", map[string]any{}, at, nil) // no identifier: ignored
+	got := r.info(nil)
+	if len(got) != 2 || got[0].Name != "alice.hub.example.org" || got[1].Name != "hub.example.org" {
+		t.Fatalf("names: %+v", got)
+	}
+	if got[0].LastError != "acme: boom" || got[0].LastErrorAt == nil || !got[0].LastErrorAt.Equal(at) || got[0].LastObtained != nil {
+		t.Errorf("failed name: %+v", got[0])
+	}
+	if got[1].Issuer != "acme-v02" || got[1].Renewals != 1 || got[1].LastObtained == nil || got[1].LastError != "" {
+		t.Errorf("obtained name: %+v", got[1])
+	}
+}
+
+func TestGuardHost(t *testing.T) {
+	for _, tc := range []struct {
+		sub, host, method, target string
+		tls                       bool
+		wantStatus                int // 0: not answered
+		wantLocation, wantHSTS    string
+	}{
+		{"", "hub.example.org", "GET", "/hub/login", true, 0, "", "max-age=31536000"},
+		{"", "hub.example.org", "GET", "/hub/login", false, 0, "", ""},
+		{"hub.example.org", "hub.example.org", "GET", "/hub/login", true, 0, "", "max-age=31536000; includeSubDomains"},
+		{"hub.example.org", "127.0.0.1:8081", "GET", "/hub/api/user", false, 0, "", ""},
+		{"hub.example.org", "alice.hub.example.org", "GET", "/hub/login?next=/x", true, http.StatusFound,
+			"https://hub.example.org/hub/login?next=/x", "max-age=31536000; includeSubDomains"},
+		{"https://hub.example.org:8443", "alice.hub.example.org:8443", "POST", "/hub/api/users", true, http.StatusTemporaryRedirect,
+			"https://hub.example.org:8443/hub/api/users", "max-age=31536000; includeSubDomains"},
+		{"hub.example.org", "ALICE.hub.example.org.", "GET", "/user/alice/", true, http.StatusFound,
+			"https://hub.example.org/user/alice/", "max-age=31536000; includeSubDomains"},
+	} {
+		h := &Hub{app: &App{SubdomainHost: tc.sub}, base: "/", prefix: "/hub/"}
+		r := httptest.NewRequest(tc.method, "http://"+tc.host+tc.target, nil)
+		r.Host = tc.host
+		if tc.tls {
+			r.TLS = &tls.ConnectionState{}
+		}
+		w := httptest.NewRecorder()
+		answered := h.guardHost(w, r)
+		if answered != (tc.wantStatus != 0) || (answered && w.Code != tc.wantStatus) {
+			t.Errorf("%s %s: answered=%v status %d, want %d", tc.host, tc.target, answered, w.Code, tc.wantStatus)
+		}
+		if loc := w.Header().Get("Location"); loc != tc.wantLocation {
+			t.Errorf("%s %s: Location %q, want %q", tc.host, tc.target, loc, tc.wantLocation)
+		}
+		if hsts := w.Header().Get("Strict-Transport-Security"); hsts != tc.wantHSTS {
+			t.Errorf("%s %s: HSTS %q, want %q", tc.host, tc.target, hsts, tc.wantHSTS)
+		}
+	}
+}
+
+func TestHubLabelHooksAndCertificateInfo(t *testing.T) {
+	h := &Hub{app: &App{SubdomainHost: "hub.example.org", DataDir: t.TempDir()}}
+	h.noteUserCreated("dora")
+	if u, ok, _ := labelsFor(h.app.DataDir).lookup(nil, "dora", time.Now()); !ok || u != "dora" {
+		t.Errorf("after noteUserCreated: %q %v", u, ok)
+	}
+	h.noteUserDeleted("dora")
+	if _, ok, _ := labelsFor(h.app.DataDir).lookup(nil, "dora", time.Now()); ok {
+		t.Error("found after noteUserDeleted")
+	}
+	certs.record("cert_failed", map[string]any{"identifier": "hooks.test", "error": "no"}, time.Now(), nil)
+	found := false
+	for _, ci := range h.certificateInfo() {
+		found = found || (ci.Name == "hooks.test" && ci.LastError == "no")
+	}
+	if !found {
+		t.Error("certificateInfo misses a recorded failure")
+	}
+}
