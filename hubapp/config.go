@@ -148,7 +148,8 @@ func (a *App) provisionHub(ctx caddy.Context) error {
 		tokens[a.repl.ReplaceKnown(tok, "")] = user
 	}
 	a.APITokens = tokens
-	return nil
+	// Certificate events for /hub/api/info and loud failure logs (tls.go, certstatus.go).
+	return a.subscribeCertEvents(ctx)
 }
 
 func (a *App) validateHub() error {
@@ -180,6 +181,11 @@ func (a *App) validateHub() error {
 	for tok := range a.APITokens {
 		if len(tok) < 8 {
 			return fmt.Errorf("api_tokens: tokens must be at least 8 characters")
+		}
+	}
+	if a.SubdomainHost != "" {
+		if _, ok := parseSubdomainHost(a.SubdomainHost); !ok {
+			return fmt.Errorf("subdomain_host %q: want a host name, optionally with scheme and port (hub.example.org, https://hub.example.org:8443)", a.SubdomainHost)
 		}
 	}
 	if a.Culler != nil && a.Culler.Timeout < 0 {
