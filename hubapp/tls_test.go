@@ -214,3 +214,12 @@ func TestHubLabelHooksAndCertificateInfo(t *testing.T) {
 		t.Error("certificateInfo misses a recorded failure")
 	}
 }
+
+func TestSubscribeCertEventsBareContext(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	a := &App{logger: zap.NewNop()}
+	if err := a.subscribeCertEvents(ctx); err != nil {
+		t.Errorf("bare context: %v", err)
+	}
+}
