@@ -46,7 +46,7 @@ func (h *Hub) safeNext(r *http.Request, next string) string {
 		}
 		sameHost := strings.EqualFold(u.Host, r.Host) && (u.Scheme == "" || strings.EqualFold(u.Scheme, scheme))
 		if !sameHost {
-			if h.isUserSubdomain(u.Hostname()) && (u.Scheme == "" || strings.EqualFold(u.Scheme, scheme)) {
+			if h.isUserSubdomain(u) && pathNextOK(u.EscapedPath()) && strings.HasPrefix(u.Path, h.base) {
 				return next // a user's own origin under subdomain_host
 			}
 			return h.refuseNext(next)
@@ -103,21 +103,16 @@ func pathNextOK(s string) bool {
 	return strings.HasPrefix(s, "/") && !strings.HasPrefix(s, "//")
 }
 
-// isUserSubdomain reports whether host is <something>.<subdomain_host> (subdomain_host mode).
-func (h *Hub) isUserSubdomain(host string) bool {
-	sub := h.app.SubdomainHost
-	if sub == "" {
+// isUserSubdomain reports whether an absolute next URL points at a user's origin under
+// subdomain_host (<label>.<subdomain_host>, with its scheme and port).
+func (h *Hub) isUserSubdomain(u *url.URL) bool {
+	c, ok := h.subdomain()
+	if !ok || !strings.EqualFold(u.Scheme, c.scheme) || u.Port() != c.port {
 		return false
 	}
-	if i := strings.Index(sub, "://"); i >= 0 {
-		sub = sub[i+3:]
-	}
-	if hst, _, err := splitHostPort(sub); err == nil {
-		sub = hst
-	}
-	sub = strings.TrimSuffix(sub, "/")
-	host = strings.ToLower(host)
-	return sub != "" && strings.HasSuffix(host, "."+strings.ToLower(sub))
+	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	label, found := strings.CutSuffix(host, "."+c.host)
+	return found && label != "" && !strings.Contains(label, ".")
 }
 
 // nextURL is where to send a user after login or from /hub/: the request's valid ?next=, else
@@ -140,11 +135,8 @@ func (h *Hub) defaultURL(user *store.User) string {
 	return h.prefix + "spawn"
 }
 
-// webServerURL is the path of a user's server: <base>user/<name>/[<server>/].
+// webServerURL is the URL of a user's server: <base>user/<name>/[<server>/], on the user's own
+// origin under subdomain_host (JupyterHub's user.url).
 func (h *Hub) webServerURL(user, server string) string {
-	u := h.base + "user/" + url.PathEscape(user) + "/"
-	if server != "" {
-		u += url.PathEscape(server) + "/"
-	}
-	return u
+	return h.fullServerURL(user, server)
 }

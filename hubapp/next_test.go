@@ -107,6 +107,12 @@ func TestSafeNextTLSAndSubdomains(t *testing.T) {
 		{"https://alice.hub.example.com/user/alice/", "https://alice.hub.example.com/user/alice/"},
 		{"https://alice.hub.example.com.evil.com/", ""},
 		{"https://evilhub.example.com/", ""},
+		{"http://alice.hub.example.com/user/alice/", ""},       // not subdomain_host's scheme
+		{"https://alice.hub.example.com:8443/user/alice/", ""}, // nor its port
+		{"https://a.b.hub.example.com/user/alice/", ""},        // one label only
+		{"https://alice.hub.example.com//evil.com/", ""},       // no protocol-relative path
+		{"https://alice.hub.example.com", ""},                  // a path is required
+		{"https://alice.hub.example.com/user/alice/lab?x=1", "https://alice.hub.example.com/user/alice/lab?x=1"},
 	}
 	for _, tc := range tests {
 		if got := wh.h.safeNext(r, tc.next); got != tc.want {

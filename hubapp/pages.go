@@ -411,7 +411,7 @@ func (h *Hub) redirectToUserServer(w http.ResponseWriter, r *http.Request, pr *p
 		return
 	}
 	q.Set("redirects", strconv.Itoa(n+1))
-	target := h.base + "user/" + url.PathEscape(name) + "/" + escapePathSegments(rest) + "?" + q.Encode()
+	target := h.webServerURL(name, "") + escapePathSegments(rest) + "?" + q.Encode()
 	http.Redirect(w, r, target, http.StatusFound)
 }
 
