@@ -442,8 +442,14 @@ func (h *Hub) apiPatchUser(q *apiRequest) error {
 				return errStatus(http.StatusBadRequest, "Role %s does not exist", r)
 			}
 		}
-		// Handing out a role must not give more than the requester holds.
-		raw, err := eng.RoleScopes(roles)
+		// Handing out a role must not give more than the requester holds. Roles the user holds
+		// already (user, configured ones, earlier grants) are not handed out by this request.
+		held, err := h.userRoleNames(target, false)
+		if err != nil {
+			return err
+		}
+		added := slices.DeleteFunc(slices.Clone(roles), func(r string) bool { return slices.Contains(held, r) })
+		raw, err := eng.RoleScopes(added)
 		if err != nil {
 			return errStatus(http.StatusBadRequest, "%s", err)
 		}
