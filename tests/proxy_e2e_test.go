@@ -286,6 +286,18 @@ func TestPythonJupyterHubWithCaddyProxy(t *testing.T) {
 	if !after.After(before) {
 		t.Fatalf("last_activity of /user/%s did not move with traffic: before %s, after %s", user, before, after)
 	}
+
+	// Where configurable-http-proxy would lose every route: kill -9 our proxy and start it again.
+	// The Python hub is not told; the user's server must answer at once, and the hub too.
+	p.inst.Kill9()
+	p.start(p.caddyfile("", ""))
+	status, body = pyGet(t, b, pub+"/user/"+user+"/api/status")
+	if status != http.StatusOK || !strings.Contains(body, `"started"`) {
+		t.Fatalf("after kill -9 of caddy: GET /user/%s/api/status: %d %.300s", user, status, body)
+	}
+	if status, body = pyGet(t, b, pub+"/hub/api"); status != http.StatusOK || !strings.Contains(body, `"version"`) {
+		t.Fatalf("after kill -9 of caddy: GET /hub/api: %d %.300s", status, body)
+	}
 }
 
 // pyGet GETs url with the browser client and returns status and body.
