@@ -41,6 +41,19 @@ type Persister interface {
 	SaveActivity(acts map[string]time.Time) error
 }
 
+// BatchPersister is an optional extension of Persister. When the persister
+// has it, concurrent Adds are grouped (group commit): while one batch is being
+// written, the next ones queue, and each batch is one durable write. A store
+// that syncs every write (Badger with SyncWrites syncs once per transaction)
+// then pays one sync per batch instead of one per route. Every Add still
+// returns only after its own record is durable.
+type BatchPersister interface {
+	Persister
+	// SaveRoutes stores recs durably, atomically or not at all; the keys are
+	// distinct.
+	SaveRoutes(recs []Record) error
+}
+
 // Route is one published route. Everything but its activity timestamp is
 // immutable after it has been published; replacing a route publishes a new
 // *Route.

@@ -34,6 +34,8 @@ type Table struct {
 	persister atomic.Pointer[persisterRef]
 	// flushMu serializes FlushActivity calls.
 	flushMu sync.Mutex
+	// commits groups concurrent saves for a BatchPersister.
+	commits groupCommit
 }
 
 type persisterRef struct{ p Persister }
@@ -180,7 +182,7 @@ func (t *Table) Add(key, target string, data map[string]any) (*Route, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p := t.getPersister(); p != nil {
-		if err := p.SaveRoute(r.Record()); err != nil {
+		if err := t.commits.save(p, r.Record()); err != nil {
 			return nil, fmt.Errorf("saving route %q: %w", r.key, err)
 		}
 	}
