@@ -33,7 +33,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -193,11 +192,17 @@ func WaitHTTP(t testing.TB, url string, status int, timeout time.Duration) strin
 // RunCaddy runs `caddy <args...>` (our binary) with cwd dir and returns its combined output.
 func RunCaddy(t testing.TB, dir string, args ...string) (string, error) {
 	t.Helper()
+	return runCaddy(t, dir, nil, args...)
+}
+
+// runCaddy is RunCaddy with extra environment (e.g. for `{$VAR}` in a Caddyfile being adapted).
+func runCaddy(t testing.TB, dir string, env []string, args ...string) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, Caddy(t), args...)
 	cmd.Dir = dir
-	cmd.Env = caddyEnv(dir, nil)
+	cmd.Env = caddyEnv(dir, env)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -218,14 +223,40 @@ type Instance struct {
 
 var instanceSeq atomic.Int64
 
-var adminRe = regexp.MustCompile(`(?m)^[ \t]*admin[ \t]+(\S+)`)
+// globalAdmin returns the argument of an `admin` option in the Caddyfile's leading global options
+// block (at its top level only: `admin` inside a nested block, such as a service's, is not it), or
+// "" when there is none.
+func globalAdmin(caddyfile string) string {
+	depth := 0
+	seenBlock := false
+	for _, line := range strings.Split(caddyfile, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if !seenBlock {
+			if line != "{" {
+				return "" // no leading global options block
+			}
+			seenBlock, depth = true, 1
+			continue
+		}
+		if f := strings.Fields(line); depth == 1 && len(f) >= 2 && f[0] == "admin" {
+			return f[1]
+		}
+		depth += strings.Count(line, "{") - strings.Count(line, "}")
+		if depth <= 0 {
+			return ""
+		}
+	}
+	return ""
+}
 
 // withAdmin returns caddyfile with an admin address: the one it names, or an injected one.
 func withAdmin(t testing.TB, caddyfile string) (string, string) {
 	t.Helper()
-	if m := adminRe.FindStringSubmatch(caddyfile); m != nil {
-		addr := strings.TrimSuffix(m[1], "{")
-		if addr == "off" || addr == "" {
+	if addr := globalAdmin(caddyfile); addr != "" {
+		if addr == "off" || addr == "{" {
 			t.Fatal("harness: the Caddyfile must not turn the admin endpoint off")
 		}
 		if !strings.Contains(addr, ":") {
@@ -433,13 +464,13 @@ func (inst *Instance) Reload(caddyfile string) {
 // it to check that a bad config is refused.
 func (inst *Instance) TryReload(caddyfile string) error {
 	inst.t.Helper()
-	if !adminRe.MatchString(caddyfile) {
+	if globalAdmin(caddyfile) == "" {
 		caddyfile = injectAdmin(caddyfile, inst.admin)
 	}
 	if err := os.WriteFile(inst.config, []byte(caddyfile), 0o600); err != nil {
 		return fmt.Errorf("writing Caddyfile: %w", err)
 	}
-	out, err := RunCaddy(inst.t, inst.dir, "reload", "--config", inst.config, "--adapter", "caddyfile",
+	out, err := runCaddy(inst.t, inst.dir, inst.env, "reload", "--config", inst.config, "--adapter", "caddyfile",
 		"--address", inst.admin)
 	if err != nil {
 		return fmt.Errorf("caddy reload: %w\n%s", err, out)

@@ -61,6 +61,34 @@ func TestHarness(t *testing.T) {
 	}
 }
 
+func TestHarnessAdminAddress(t *testing.T) {
+	for _, tc := range []struct {
+		name, caddyfile, want string
+	}{
+		{"no global block", ":80 {\n\tadmin 127.0.0.1:1\n}\n", ""},
+		{"global admin", "# c\n{\n\tdebug\n\tadmin 127.0.0.1:5\n}\n:80\n", "127.0.0.1:5"},
+		{"global admin with block", "{\n\tadmin 127.0.0.1:6 {\n\t\torigins x\n\t}\n}\n", "127.0.0.1:6"},
+		{"admin of a service", "{\n\tjupyterhub {\n\t\tservice s {\n\t\t\tadmin true\n\t\t}\n\t}\n}\n", ""},
+		{"after the global block", "{\n\tdebug\n}\n:80 {\n\tadmin x\n}\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := globalAdmin(tc.caddyfile); got != tc.want {
+				t.Fatalf("globalAdmin = %q, want %q", got, tc.want)
+			}
+			if tc.want != "" {
+				return
+			}
+			injected := injectAdmin(tc.caddyfile, "127.0.0.1:9")
+			if got := globalAdmin(injected); got != "127.0.0.1:9" {
+				t.Fatalf("after injectAdmin, globalAdmin = %q in:\n%s", got, injected)
+			}
+			if strings.Count(injected, "admin 127.0.0.1:9") != 1 {
+				t.Fatalf("injected more than once:\n%s", injected)
+			}
+		})
+	}
+}
+
 // proxyOnly is one proxy_only CaddyHub: the public edge and the CHP-compatible proxy API.
 type proxyOnly struct {
 	t      *testing.T
