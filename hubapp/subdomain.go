@@ -9,6 +9,7 @@ package hubapp
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net"
 	"net/url"
 	"strings"
@@ -242,8 +243,28 @@ func (l *userLabels) lookup(st *store.Store, label string, now time.Time) (strin
 	user, found := l.byLabel[label]
 	stale := !l.loaded || now.Sub(l.loadedAt) >= labelReloadEvery
 	l.mu.RUnlock()
-	if found || !stale || st == nil {
+	if found || st == nil {
 		return user, found, nil
+	}
+	// Most labels name their user directly ("alice", or the A-label of "müller"): one point read
+	// finds a user created since the set was loaded.
+	if name := labelName(label); name != "" {
+		var u *store.User
+		err := st.View(func(tx *store.Txn) error {
+			var err error
+			u, err = tx.User(name)
+			return err
+		})
+		switch {
+		case err == nil && dnsLabel(u.Name) == label:
+			l.add(u.Name)
+			return u.Name, true, nil
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return "", false, err
+		}
+	}
+	if !stale {
+		return "", false, nil
 	}
 	if err := l.load(st, now); err != nil {
 		return "", false, err
@@ -252,6 +273,22 @@ func (l *userLabels) lookup(st *store.Store, label string, now time.Time) (strin
 	defer l.mu.RUnlock()
 	user, found = l.byLabel[label]
 	return user, found, nil
+}
+
+// labelName is the username a label was made from when that can be told from the label alone:
+// the label itself for a plain name, the Unicode form of an IDNA A-label; "" for hashed labels.
+func labelName(label string) string {
+	if strings.HasPrefix(label, "xn--") {
+		u, err := idna.Registration.ToUnicode(label)
+		if err != nil || strings.Contains(u, ".") {
+			return ""
+		}
+		return u
+	}
+	if strings.Contains(label, "--") {
+		return ""
+	}
+	return label
 }
 
 // load replaces the set with the labels of every user in st.

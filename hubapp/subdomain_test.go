@@ -162,18 +162,38 @@ func TestUserLabels(t *testing.T) {
 	}
 	l := &userLabels{byLabel: map[string]string{}}
 	now := time.Unix(1000, 0)
+	if err := l.load(st, now); err != nil {
+		t.Fatal(err)
+	}
 	if u, ok, err := l.lookup(st, "xn--mller-kva", now); err != nil || !ok || u != "müller" {
 		t.Fatalf("lookup after first load = %q, %v, %v", u, ok, err)
 	}
-	// A user created behind the set's back is found on the next reload, not before.
-	if err := st.Update(func(tx *store.Txn) error { return tx.CreateUser(&store.User{Name: "bob"}) }); err != nil {
+	// A user created behind the set's back: a plain or IDNA label is found at once (point read),
+	// a hashed one on the next reload, not before.
+	if err := st.Update(func(tx *store.Txn) error {
+		for _, n := range []string{"bob", "jürgen", "a.b"} {
+			if err := tx.CreateUser(&store.User{Name: n}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := l.lookup(st, "bob", now.Add(time.Second)); ok {
-		t.Error("bob found before the reload interval passed")
+	for _, n := range []string{"bob", "jürgen"} {
+		if u, ok, err := l.lookup(st, dnsLabel(n), now.Add(time.Second)); err != nil || !ok || u != n {
+			t.Errorf("%s created later: lookup = %q %v %v", n, u, ok, err)
+		}
 	}
-	if u, ok, _ := l.lookup(st, "bob", now.Add(labelReloadEvery)); !ok || u != "bob" {
-		t.Errorf("bob not found after the reload interval: %q %v", u, ok)
+	if _, ok, _ := l.lookup(st, dnsLabel("a.b"), now.Add(time.Second)); ok {
+		t.Error("hashed label found before the reload interval passed")
+	}
+	if u, ok, _ := l.lookup(st, dnsLabel("a.b"), now.Add(labelReloadEvery)); !ok || u != "a.b" {
+		t.Errorf("hashed label not found after the reload interval: %q %v", u, ok)
+	}
+	// A label that only looks like a user's name: "Bob" is stored as-is, its label is "bob".
+	if _, ok, _ := l.lookup(st, "xn--zz-zzz", now.Add(time.Second)); ok {
+		t.Error("an invalid A-label was found")
 	}
 	// Hooks act at once.
 	l.add("carol")
