@@ -49,6 +49,7 @@ type apiState struct {
 	metrics   *hubMetrics
 
 	tokenUse sync.Map // token hash → time of the last recorded use (noteTokenUse throttle)
+	users    userIndex
 
 	ctx      context.Context
 	cancel   context.CancelFunc

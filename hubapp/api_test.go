@@ -458,3 +458,40 @@ func TestAPIDeleteUserStopsServers(t *testing.T) {
 		t.Errorf("deleted user: %d", code)
 	}
 }
+
+// TestAPIUserIndexFollowsStore: users created or deleted outside the API (logins, pages) appear in
+// and vanish from listings served by the in-memory index.
+func TestAPIUserIndexFollowsStore(t *testing.T) {
+	f := newAPIFixture(t, nil)
+	names := func() []string {
+		var list []map[string]any
+		f.call("GET", "/hub/api/users", f.admin, "", &list)
+		var out []string
+		for _, m := range list {
+			out = append(out, m["name"].(string))
+		}
+		return out
+	}
+	if got := names(); !slices.Equal(got, []string{"admin", "alice", "bob", "carol"}) {
+		t.Fatalf("users = %v", got)
+	}
+	if _, err := f.ensureUser("zoe"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.Update(func(tx *store.Txn) error { return tx.DeleteUser("carol") }); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"admin", "alice", "bob", "zoe"}
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Equal(names(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("users = %v, want %v", names(), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Changes made through the API are visible to the very next request.
+	f.call("POST", "/hub/api/users", f.admin, `{"usernames": ["yann"]}`, nil)
+	if got := names(); !slices.Contains(got, "yann") {
+		t.Errorf("created user missing at once: %v", got)
+	}
+}

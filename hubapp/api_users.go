@@ -81,6 +81,7 @@ func (h *Hub) apiListUsers(q *apiRequest) error {
 		items []any
 		total int
 	)
+	idx := h.userIndex()
 	err = h.store.View(func(tx *store.Txn) error {
 		// active: users with a running or pending server, from the index (O(running)).
 		var active map[string]bool
@@ -110,9 +111,29 @@ func (h *Hub) apiListUsers(q *apiRequest) error {
 		}
 		// Candidate names in name order.
 		var names []string
-		simple := lf.All() && nameFilter == "" && state == "" && strings.TrimPrefix(sortKey, "-") != "id" && strings.TrimPrefix(sortKey, "-") != "last_activity" && !desc
+		byName := strings.TrimPrefix(sortKey, "-") != "id" && strings.TrimPrefix(sortKey, "-") != "last_activity"
+		simple := lf.All() && nameFilter == "" && state == "" && byName
 		switch {
-		case simple:
+		case simple && idx != nil:
+			// Unfiltered, name order: a page of the in-memory index.
+			page, n := idx.page(offset, limit, desc)
+			total = n
+			items = make([]any, 0, len(page))
+			for _, name := range page {
+				u, err := tx.User(name)
+				if errors.Is(err, store.ErrNotFound) {
+					continue
+				} else if err != nil {
+					return err
+				}
+				if m, err := h.userRow(tx, scopes, u, stopped); err != nil {
+					return err
+				} else if m != nil {
+					items = append(items, m)
+				}
+			}
+			return nil
+		case simple && !desc:
 			// Unfiltered, name order: page with key-only skipping.
 			users, err := tx.Users(offset, limit)
 			if err != nil {
@@ -161,6 +182,8 @@ func (h *Hub) apiListUsers(q *apiRequest) error {
 				}
 			}
 			slices.Sort(names)
+		case idx != nil:
+			names = idx.filter(keep)
 		default:
 			if err := tx.UserNames("", func(n string) bool {
 				if keep(n) {
@@ -327,6 +350,9 @@ func (h *Hub) apiCreateUsers(q *apiRequest) error {
 	if err != nil {
 		return err
 	}
+	for _, u := range created {
+		h.noteUser(u.Name, false)
+	}
 	if len(created) == 0 {
 		return errStatus(http.StatusConflict, "All %d users already exist", len(usernames))
 	}
@@ -391,6 +417,7 @@ func (h *Hub) apiCreateUser(q *apiRequest) error {
 	} else if err != nil {
 		return err
 	}
+	h.noteUser(name, false)
 	h.logger.Info("user created through the api", zap.String("user", name), zap.Bool("admin", admin))
 	m, err := h.fullUserModel(q.scopes(), u, false)
 	if err != nil {
@@ -510,6 +537,10 @@ func (h *Hub) apiPatchUser(q *apiRequest) error {
 		return err
 	}
 	q.forget(name)
+	if newName != name {
+		h.noteUser(name, true)
+		h.noteUser(newName, false)
+	}
 	u, err := q.user(newName)
 	if err != nil {
 		return err
@@ -626,7 +657,11 @@ func (h *Hub) deleteUser(name string) error {
 			}
 		}
 	}
-	return h.store.Update(func(tx *store.Txn) error { return tx.DeleteUser(name) })
+	if err := h.store.Update(func(tx *store.Txn) error { return tx.DeleteUser(name) }); err != nil {
+		return err
+	}
+	h.noteUser(name, true)
+	return nil
 }
 
 // callStopServer stops a server through the spawn flow (spawn.go, hub-spawn helper).

@@ -4,10 +4,14 @@ package store
 // names (listings with filters), counts, and renaming a user.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/pb"
 )
 
 // UserNames calls fn with every user name in name order, starting at the first name ≥ start, until
@@ -126,4 +130,45 @@ func (tx *Txn) RenameUser(oldName, newName string) error {
 		}
 	}
 	return tx.delete(userPrefix + oldName)
+}
+
+// WatchUsers reports every later creation, change and deletion of a user record to fn (name,
+// deleted), in commit order, until ctx ends. ready runs once the subscription is live: a scan
+// started after ready plus the reported changes give a consistent view (apply changes
+// idempotently). WatchUsers blocks; it returns ctx's error or a subscription error.
+func (s *Store) WatchUsers(ctx context.Context, ready func(), fn func(name string, deleted bool)) error {
+	probe := []byte("meta/userwatch/" + NewSecret(8))
+	seen := make(chan struct{})
+	var once bool
+	go func() {
+		// The subscription is live once it sees a write made after it started.
+		for {
+			err := s.db.Update(func(txn *badger.Txn) error {
+				return txn.SetEntry(badger.NewEntry(probe, []byte{1}).WithTTL(time.Minute))
+			})
+			if err != nil {
+				return
+			}
+			select {
+			case <-seen:
+				ready()
+				return
+			case <-ctx.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return s.db.Subscribe(ctx, func(kvs *badger.KVList) error {
+		for _, kv := range kvs.Kv {
+			key := string(kv.Key)
+			if strings.HasPrefix(key, userPrefix) {
+				fn(key[len(userPrefix):], len(kv.Value) == 0)
+			} else if !once {
+				once = true
+				close(seen)
+			}
+		}
+		return nil
+	}, []pb.Match{{Prefix: []byte(userPrefix)}, {Prefix: probe}})
 }
