@@ -32,10 +32,9 @@ c = get_config()  # noqa
 tmp = %[1]q
 c.JupyterHub.bind_url = 'http://127.0.0.1:%[2]d'
 c.JupyterHub.hub_bind_url = 'http://127.0.0.1:%[3]d'
-c.JupyterHub.proxy_class = 'configurable-http-proxy'
 c.ConfigurableHTTPProxy.should_start = False
 c.ConfigurableHTTPProxy.api_url = 'http://127.0.0.1:%[4]d'
-c.ConfigurableHTTPProxy.auth_token = os.environ['CONFIGPROXY_AUTH_TOKEN']
+# auth_token: not set here; JupyterHub reads CONFIGPROXY_AUTH_TOKEN, the variable our caddy reads too.
 c.JupyterHub.authenticator_class = 'dummy'
 c.DummyAuthenticator.password = os.environ['HUB_TEST_PASSWORD']
 c.JupyterHub.spawner_class = 'simple'
@@ -189,6 +188,10 @@ func TestPythonJupyterHubWithCaddyProxy(t *testing.T) {
 	if r := routes["/"]; r == nil || r["jupyterhub"] != true || r["hub"] != true ||
 		r["target"] != fmt.Sprintf("http://127.0.0.1:%d", hubPort) {
 		t.Fatalf("hub route = %v, want jupyterhub and hub true, target the hub; all routes %v", r, routes)
+	}
+	// …and it could only do that with the shared token.
+	if status, _ := GetJSON(t, URL(p.api, "/api/routes"), ""); status != http.StatusForbidden {
+		t.Fatalf("GET /api/routes without a token: %d, want 403", status)
 	}
 
 	// Log in through our public port.
