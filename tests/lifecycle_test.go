@@ -311,6 +311,8 @@ func TestProxyOnlyRoutesSurviveRestart(t *testing.T) {
 			p.start(cfg)
 			want := fmt.Sprintf("200 backend %s %s", backends[(n-1)%len(backends)].id, path)
 			if got := <-first; got != want {
+				// A bare 503 here means the http app served before the jupyterhub app had started (Caddy
+				// starts apps in random order) and the handler did not wait for the route table.
 				t.Fatalf("first request after restart got %q, want %q", got, want)
 			}
 			p.checkRoutes(n, backends)
@@ -408,6 +410,9 @@ func TestProxyOnlyReload(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 	if len(failed) > 0 {
+		// Resets and EOFs here mean the old config generation closed its proxy API listener (each
+		// generation binding its own SO_REUSEPORT socket drops the connections queued on the old
+		// one); JupyterHub's client would retry, curl and other API clients do not.
 		t.Fatalf("%d of %d route adds failed during reloads, e.g. %s", len(failed), len(failed)+len(added), failed[0])
 	}
 	if len(added) < 10 {
