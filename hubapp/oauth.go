@@ -183,6 +183,11 @@ func (h *Hub) authorizePage(w http.ResponseWriter, r *http.Request, pr *pageRequ
 	}
 	if r.Method == http.MethodPost {
 		// The consent form posts back to this URL (query kept); JupyterHub ≥4 checks _xsrf.
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		if err := r.ParseForm(); err != nil {
+			h.renderError(w, r, pr, http.StatusBadRequest, "The form could not be read.")
+			return
+		}
 		if err := h.checkXSRFFor(r, pr.sess, false); err != nil {
 			h.renderError(w, r, pr, http.StatusForbidden, "Authorization form must be sent from the authorization page.")
 			return

@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddyhub/caddyhub/caddymodule/routetable"
 	"github.com/caddyhub/caddyhub/hubapp/rbac"
 	"github.com/caddyhub/caddyhub/hubapp/store"
 	"github.com/caddyhub/caddyhub/spawners"
@@ -509,24 +510,39 @@ func (h *Hub) recordFailed(user, server string, cause error) {
 }
 
 // revokeServerCredentials deletes the server's own tokens, its OAuth client and the OAuth tokens the
-// client issued (JupyterHub deletes the client, and its tokens go with it).
+// client issued (JupyterHub deletes the client, and its tokens go with it), in one scan of the
+// user's tokens.
 func (h *Hub) revokeServerCredentials(tx *store.Txn, user, server string) error {
-	if err := tx.DeleteServerTokens(user, server); err != nil {
-		return err
-	}
-	clientID := oauthClientID(user, server)
-	toks, err := tx.OwnerTokens(store.OwnerUser(user), time.Now())
+	toks, err := serverCredentials(tx, user, server)
 	if err != nil {
 		return err
 	}
+	return deleteServerCredentials(tx, user, server, toks)
+}
+
+// serverCredentials lists the tokens revokeServerCredentials deletes, in one scan of the user's.
+func serverCredentials(tx *store.Txn, user, server string) ([]*store.Token, error) {
+	clientID := oauthClientID(user, server)
+	toks, err := tx.OwnerTokens(store.OwnerUser(user), time.Now())
+	if err != nil {
+		return nil, err
+	}
+	var out []*store.Token
 	for _, t := range toks {
-		if t.OAuthClient == clientID {
-			if err := tx.DeleteToken(t); err != nil {
-				return err
-			}
+		if (t.Kind == "server" && t.ServerName == server) || t.OAuthClient == clientID {
+			out = append(out, t)
 		}
 	}
-	return tx.DeleteOAuthClient(clientID)
+	return out, nil
+}
+
+func deleteServerCredentials(tx *store.Txn, user, server string, toks []*store.Token) error {
+	for _, t := range toks {
+		if err := tx.DeleteToken(t); err != nil {
+			return err
+		}
+	}
+	return tx.DeleteOAuthClient(oauthClientID(user, server))
 }
 
 // stopServer stops user's server and waits for it (or for ctx). Stopping a server that is not
@@ -664,7 +680,16 @@ func (h *Hub) serverGone(user, server, why string) {
 }
 
 func (h *Hub) markStoppedTx(tx *store.Txn, user, server string) error {
-	if err := h.revokeServerCredentials(tx, user, server); err != nil {
+	toks, err := serverCredentials(tx, user, server)
+	if err != nil {
+		return err
+	}
+	return h.markStoppedTxWith(tx, user, server, toks)
+}
+
+// markStoppedTxWith records a server stopped, deleting the credentials listed beforehand.
+func (h *Hub) markStoppedTxWith(tx *store.Txn, user, server string, toks []*store.Token) error {
+	if err := deleteServerCredentials(tx, user, server, toks); err != nil {
 		return err
 	}
 	s, err := tx.Server(user, server)
@@ -758,23 +783,57 @@ func (h *Hub) adopt(servers []*store.Server) (alive, dead int) {
 		}
 	}
 	dead = len(gone)
+	// Their route records go in the same commits; the table then forgets them without writing again.
+	deleted := make(map[string]bool, len(gone))
 	for len(gone) > 0 {
-		batch := gone[:min(len(gone), 200)]
+		batch := gone[:min(len(gone), 500)]
 		gone = gone[len(batch):]
-		err := h.store.Update(func(tx *store.Txn) error {
-			for _, s := range batch {
-				if err := h.markStoppedTx(tx, s.User, s.Name); err != nil {
+		// Scans run in a read transaction: an iterator in a write transaction sorts its pending
+		// writes each time, which would make a big batch quadratic.
+		creds := make([][]*store.Token, len(batch))
+		err := h.store.View(func(tx *store.Txn) error {
+			for i, s := range batch {
+				var err error
+				if creds[i], err = serverCredentials(tx, s.User, s.Name); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
+		if err == nil {
+			err = h.store.Update(func(tx *store.Txn) error {
+				for i, s := range batch {
+					if err := h.markStoppedTxWith(tx, s.User, s.Name, creds[i]); err != nil {
+						return err
+					}
+					if k, err := routetable.NormalizeKey(h.routeKey(s.User, s.Name)); err == nil {
+						if err := tx.DeleteRouteRecord(k); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			})
+		}
 		if err != nil {
 			h.logger.Error("recording stopped servers", zap.Int("servers", len(batch)), zap.Error(err))
+			continue
 		}
 		for _, s := range batch {
+			if k, err := routetable.NormalizeKey(h.routeKey(s.User, s.Name)); err == nil {
+				deleted[k] = true
+			}
 			h.logger.Info("server not running at hub start", zap.String("user", s.User), zap.String("server", s.Name))
 		}
+	}
+	if len(deleted) > 0 {
+		h.table.SetPersister(skipDeletes{routePersister{h.store}, deleted})
+		for k := range deleted {
+			if _, err := h.table.Delete(k); err != nil {
+				h.logger.Error("deleting route of dead server", zap.String("route", k), zap.Error(err))
+			}
+		}
+		h.table.SetPersister(routePersister{h.store})
 	}
 	// Drop user routes whose server is not active (a hub killed between a stop and its route delete).
 	for _, rt := range h.table.All() {
@@ -825,10 +884,7 @@ func (h *Hub) adoptOne(s *store.Server) bool {
 		cancel()
 	}
 	if !ok {
-		if _, err := h.table.Delete(key); err != nil {
-			h.logger.Error("deleting route of dead server", zap.String("user", s.User), zap.Error(err))
-		}
-		return false
+		return false // the caller drops the route with the record, in a batch
 	}
 	if r := h.table.Get(key); r == nil || r.Target() != s.Target {
 		if _, err := h.table.Add(key, s.Target, h.routeData(s.User, s.Name)); err != nil {
@@ -844,6 +900,21 @@ func (h *Hub) adoptOne(s *store.Server) bool {
 		}
 	}
 	return true
+}
+
+// skipDeletes is the route table's persister while adoption drops routes whose records it has
+// already deleted in its batched commits: those deletes are not written again; everything else
+// (another writer, e.g. the proxy API) goes through.
+type skipDeletes struct {
+	routetable.Persister
+	done map[string]bool // read-only while installed
+}
+
+func (p skipDeletes) DeleteRoute(key string) error {
+	if p.done[key] {
+		return nil
+	}
+	return p.Persister.DeleteRoute(key)
 }
 
 // pollLoop checks every poll_interval that active servers still run.
