@@ -1,0 +1,119 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// memResult is scenario 5: resident memory of the hub idle and with many users and routes.
+type memResult struct {
+	oursIdle, jhIdle int64
+	jhProcs          int
+	oursBig          int64 // after users + routes
+	oursBigListed    int64 // after walking the full user list too
+	users, routes    int
+	createUsers      time.Duration
+	addRoutes        time.Duration
+	listUsers        time.Duration
+	listedUsers      int
+	jhErr            string
+}
+
+// settle lets a freshly started hub finish its start-up work, then touches the login page once.
+func settle(h *hub) {
+	time.Sleep(2 * time.Second)
+	c := rawClient()
+	if resp, err := c.Get(h.public + "/hub/login"); err == nil {
+		resp.Body.Close()
+	}
+	time.Sleep(1 * time.Second)
+}
+
+// benchMemory measures both hubs idle, then ours with n users (REST API) and n routes (proxy API).
+func benchMemory(bin, tmp string, n int) (*memResult, error) {
+	res := &memResult{users: n, routes: n}
+	opts := hubOptions{cmd: []string{*singleuserFlag}, args: []string{"--allow-root"}, cleanup: true}
+	jh, err := startJupyterHub(filepath.Join(tmp, "mem-jh"), opts)
+	if err != nil {
+		res.jhErr = err.Error()
+	} else {
+		settle(jh)
+		res.jhIdle, res.jhProcs = jh.rss()
+		jh.stop()
+		log.Printf("memory: JupyterHub 3.0 + CHP idle %s (%d processes)", fmtMB(res.jhIdle), res.jhProcs)
+	}
+	ours, err := startOurs(bin, filepath.Join(tmp, "mem-ours"), opts)
+	if err != nil {
+		return nil, err
+	}
+	defer ours.stop()
+	settle(ours)
+	res.oursIdle, _ = ours.rss()
+	log.Printf("memory: CaddyHub idle %s", fmtMB(res.oursIdle))
+
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("m%05d", i)
+	}
+	began := time.Now()
+	if err := ours.createUsers(names, 1000); err != nil {
+		return nil, fmt.Errorf("creating users: %w", err)
+	}
+	res.createUsers = time.Since(began)
+	log.Printf("memory: created %d users through POST /hub/api/users in %s", n, fmtDur(res.createUsers))
+
+	// Routes as JupyterHub's proxy client adds them: 10 concurrent POST /api/routes/<prefix>.
+	began = time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				_, _, err := apiCall("POST", ours.proxyAPI+"/api/routes/user/"+names[i], proxyToken, map[string]any{
+					"target": fmt.Sprintf("http://127.0.0.1:%d", 20000+i%40000), "user": names[i], "server_name": "",
+				})
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if e := firstErr.Load(); e != nil {
+		return nil, fmt.Errorf("adding routes: %w", e.(error))
+	}
+	res.addRoutes = time.Since(began)
+	log.Printf("memory: added %d routes through the proxy API in %s", n, fmtDur(res.addRoutes))
+	time.Sleep(2 * time.Second)
+	res.oursBig, _ = ours.rss()
+
+	// Walk the whole user list, as an admin page or a culler does.
+	began = time.Now()
+	for off := 0; ; off += 200 {
+		_, b, err := apiCall("GET", fmt.Sprintf("%s/hub/api/users?offset=%d&limit=200", ours.public, off), adminToken, nil)
+		if err != nil {
+			return nil, fmt.Errorf("listing users: %w", err)
+		}
+		var list []json.RawMessage
+		if err := json.Unmarshal(b, &list); err != nil {
+			return nil, fmt.Errorf("listing users: %w", err)
+		}
+		res.listedUsers += len(list)
+		if len(list) < 200 {
+			break
+		}
+	}
+	res.listUsers = time.Since(began)
+	res.oursBigListed, _ = ours.rss()
+	log.Printf("memory: CaddyHub with %d users and routes %s; after listing %d users (%s) %s", n,
+		fmtMB(res.oursBig), res.listedUsers, fmtDur(res.listUsers), fmtMB(res.oursBigListed))
+	return res, nil
+}
