@@ -263,6 +263,10 @@ func (h *Hub) serveSpawn(w http.ResponseWriter, r *http.Request, pr *pageRequest
 		if errors.As(err, &hs) {
 			status = hs.HTTPStatus()
 		}
+		var se *serverError
+		if errors.As(err, &se) && se.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(se.RetryAfter))
+		}
 		h.logger.Info("starting server failed", zap.String("user", u.Name), zap.String("server", server), zap.Error(err))
 		h.renderSpawn(w, r, pr, status, u, server, h.webServer(u.Name, server), next, "Your server could not be started: "+err.Error())
 		return
@@ -284,6 +288,16 @@ type pendingData struct {
 	SpawnAction string // start form action
 	Failure     string
 	Message     string
+	// ImplicitSpawnSeconds > 0 submits the start form by itself after that many seconds
+	// (JupyterHub's implicit_spawn_seconds); only for the user's own server.
+	ImplicitSpawnSeconds int
+}
+
+func (h *Hub) implicitSpawnSeconds(visitor *store.User, owner string) int {
+	if visitor == nil || visitor.Name != owner {
+		return 0
+	}
+	return max(h.app.ImplicitSpawnSeconds, 0)
 }
 
 // serveSpawnPending is GET /hub/spawn-pending/{user}[/{server}]: progress while starting (from
@@ -383,10 +397,11 @@ func (h *Hub) serveHubUser(w http.ResponseWriter, r *http.Request, pr *pageReque
 	}
 	v := h.viewServer(name, server, srv)
 	h.render(w, r, pr, http.StatusFailedDependency, "not_running", "Server not running", pendingData{
-		For:         name,
-		Server:      v,
-		SpawnAction: withNext(v.SpawnURL, r.URL.RequestURI()),
-		Message:     "The server you are looking for is not running.",
+		For:                  name,
+		Server:               v,
+		SpawnAction:          withNext(v.SpawnURL, r.URL.RequestURI()),
+		Message:              "The server you are looking for is not running.",
+		ImplicitSpawnSeconds: h.implicitSpawnSeconds(user, name),
 	})
 }
 

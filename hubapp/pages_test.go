@@ -375,3 +375,18 @@ func TestEdgeFallbacks(t *testing.T) {
 		t.Errorf("server down JSON: %d %s", w.Code, w.Body.String())
 	}
 }
+
+func TestImplicitSpawn(t *testing.T) {
+	wh := newWebHub(t, false, func(a *App) { a.ImplicitSpawnSeconds = 3 })
+	alice := wh.client(t)
+	wh.mustLogin(t, alice, "alice")
+	r := wh.do(t, alice, "GET", "/hub/user/alice/lab", nil)
+	if r.status != http.StatusFailedDependency || !strings.Contains(r.body, `id="countdown">3<`) || !strings.Contains(r.body, `getElementById("spawn-form").submit()`) {
+		t.Fatalf("own stopped server with implicit_spawn_seconds: %d", r.status)
+	}
+	root := wh.client(t)
+	wh.mustLogin(t, root, "root")
+	if r := wh.do(t, root, "GET", "/hub/user/alice/lab", nil); strings.Contains(r.body, "countdown") {
+		t.Fatal("an admin visiting alice's server would start it by itself")
+	}
+}
