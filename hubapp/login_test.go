@@ -440,3 +440,39 @@ func fieldsString(m map[string]any) string {
 	}
 	return b.String()
 }
+
+// TestTossedLoginCookie: a second jupyterhub-hub-login cookie (set by a sibling origin with a
+// longer path, sent first by the browser) makes the request anonymous rather than letting the
+// attacker's session win (GHSA-7r3h-4ph8-w38g, session fixation).
+func TestTossedLoginCookie(t *testing.T) {
+	wh := newWebHub(t, false)
+	victim, attacker := wh.client(t), wh.client(t)
+	wh.mustLogin(t, victim, "alice")
+	wh.mustLogin(t, attacker, "mallory")
+	u, _ := url.Parse(wh.srv.URL + "/hub/")
+	var tossed *http.Cookie
+	for _, c := range attacker.Jar.Cookies(u) {
+		if c.Name == loginCookie {
+			tossed = c
+		}
+	}
+	var own *http.Cookie
+	for _, c := range victim.Jar.Cookies(u) {
+		if c.Name == loginCookie {
+			own = c
+		}
+	}
+	if tossed == nil || own == nil {
+		t.Fatal("no login cookies")
+	}
+	req, _ := http.NewRequest("GET", wh.srv.URL+"/hub/home", nil)
+	req.Header.Set("Cookie", loginCookie+"="+tossed.Value+"; "+loginCookie+"="+own.Value)
+	resp, err := wh.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Request.URL.Path != "/hub/login" {
+		t.Fatalf("request with two login cookies ended at %s, want the login page", resp.Request.URL.Path)
+	}
+}

@@ -109,7 +109,21 @@ func requestIsTLS(r *http.Request) bool {
 // loginSessionID returns the session id in the request's login cookie, or "" when there is no
 // valid cookie (missing, forged, made with another secret, or older than cookie_max_age).
 func (h *Hub) loginSessionID(r *http.Request) string {
-	if _, err := r.Cookie(loginCookie); err != nil {
+	n := 0
+	for _, c := range r.Cookies() {
+		if c.Name == loginCookie {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		return ""
+	case n > 1:
+		// Two login cookies: one was set by somebody else — a sibling subdomain can set a cookie
+		// for the hub's domain with a longer path, which the browser sends first (cookie tossing,
+		// GHSA-7r3h-4ph8-w38g). Honouring either could log the victim in as the attacker, so
+		// neither counts; logging in again replaces ours, and logout clears it.
+		h.logger.Warn("request carries several login cookies; ignoring them all", zap.String("remote_ip", clientIP(r)))
 		return ""
 	}
 	s, err := h.web.cookies.New(r, loginCookie)

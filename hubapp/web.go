@@ -60,10 +60,8 @@ func (h *Hub) initWeb() error {
 
 // registerWeb adds the hub's pages (jupyterhub-spec.md §4.1) to the mux.
 func (h *Hub) registerWeb(mux *http.ServeMux) {
+	// /hub/health is the REST API's (api.go), with /hub/api/health.
 	p := h.prefix
-	mux.HandleFunc("GET "+p+"health", func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusOK) // JupyterHub: 200, empty body
-	})
 	if p != "/" {
 		mux.HandleFunc("GET "+p[:len(p)-1], func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, p, http.StatusMovedPermanently)
