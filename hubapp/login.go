@@ -25,14 +25,24 @@ const (
 	msgXSRFLogin    = "Login form invalid or expired. Try again."
 )
 
-// Failed-login throttle: per client address, at most loginFailLimit failures per loginFailWindow;
-// then 429 until the window ends. Successful logins do not count. Per-user limits are left out on
-// purpose: they would let anybody lock a known user out.
+// Failed-login throttle: at most loginFailLimit failures per loginFailWindow for one username from
+// one client address; then 429 until the window ends. Successful logins do not count. The key is
+// the pair, not the address alone: behind a proxy that Caddy does not trust (trusted_proxies),
+// every visitor has the proxy's address, and a per-address limit would let one person lock
+// everybody out; nor the name alone, which would let anybody lock a known user out.
 const (
-	loginFailLimit  = 20
+	loginFailLimit  = 10
 	loginFailWindow = 5 * time.Minute
-	throttleMax     = 50000 // addresses tracked; when full, expired entries go, then all
+	throttleMax     = 50000 // keys tracked; when full, expired entries go, then all
 )
+
+// throttleKey is the throttle's key for a login attempt.
+func throttleKey(ip, username string) string {
+	if n, err := auth.NormalizeUsername(username); err == nil {
+		username = n
+	}
+	return ip + "\x00" + auth.Truncate(username, 64)
+}
 
 type loginThrottle struct {
 	mu sync.Mutex
@@ -126,14 +136,16 @@ func (h *Hub) serveLogin(w http.ResponseWriter, r *http.Request, pr *pageRequest
 	}
 	ip := clientIP(r)
 	now := time.Now()
-	if wait := h.web.throttle.blocked(ip, now); wait > 0 {
-		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))
-		h.renderLogin(w, r, pr, http.StatusTooManyRequests, "", "Too many failed logins from your address. Try again in a few minutes.")
-		return
-	}
 	// The username is stripped (JupyterHub strips it, never the password).
 	username := strings.TrimSpace(r.PostForm.Get("username"))
 	password := r.PostForm.Get("password")
+	tkey := throttleKey(ip, username)
+	if wait := h.web.throttle.blocked(tkey, now); wait > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))
+		h.logger.Info("login throttled", zap.String("username", auth.Truncate(username, 32)), zap.String("remote_ip", ip))
+		h.renderLogin(w, r, pr, http.StatusTooManyRequests, username, "Too many failed logins. Try again in a few minutes.")
+		return
+	}
 	if err := h.checkXSRFFor(r, pr.sess, true); err != nil {
 		h.logger.Info("login refused: bad xsrf token", zap.String("remote_ip", ip), zap.Error(err))
 		h.renderLogin(w, r, pr, http.StatusForbidden, username, msgXSRFLogin)
@@ -145,7 +157,7 @@ func (h *Hub) serveLogin(w http.ResponseWriter, r *http.Request, pr *pageRequest
 		return
 	}
 	if _, err := auth.NormalizeUsername(username); err != nil {
-		h.web.throttle.fail(ip, now)
+		h.web.throttle.fail(tkey, now)
 		h.logger.Info("login failed", zap.String("username", auth.Truncate(username, 32)), zap.String("remote_ip", ip), zap.String("reason", "invalid username"))
 		h.renderLogin(w, r, pr, http.StatusForbidden, username, loginErrorText(err))
 		return
@@ -157,7 +169,7 @@ func (h *Hub) serveLogin(w http.ResponseWriter, r *http.Request, pr *pageRequest
 	if err != nil {
 		switch {
 		case errors.Is(err, auth.ErrInvalidCredentials), errors.Is(err, auth.ErrNotAllowed), errors.Is(err, auth.ErrInvalidUsername):
-			h.web.throttle.fail(ip, now)
+			h.web.throttle.fail(tkey, now)
 			h.logger.Info("login failed", zap.String("username", auth.Truncate(username, 32)), zap.String("remote_ip", ip), zap.Error(err))
 			h.renderLogin(w, r, pr, http.StatusForbidden, username, loginErrorText(err))
 		default:

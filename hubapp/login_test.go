@@ -259,19 +259,28 @@ func TestLoginThrottle(t *testing.T) {
 	if resp.status != http.StatusTooManyRequests || resp.header.Get("Retry-After") == "" {
 		t.Fatalf("after %d failures: status %d, Retry-After %q", loginFailLimit, resp.status, resp.header.Get("Retry-After"))
 	}
+	// Same name, other spelling: the same key.
+	if r := wh.do(t, c, "POST", "/hub/login", url.Values{"_xsrf": {tok}, "username": {" BOB "}, "password": {webTestPassword}}); r.status != http.StatusTooManyRequests {
+		t.Fatalf("BOB after bob's failures: %d, want 429", r.status)
+	}
+	// Another user from the same address is not locked out.
+	if r := wh.do(t, c, "POST", "/hub/login", url.Values{"_xsrf": {tok}, "username": {"carol"}, "password": {webTestPassword}}); r.status != http.StatusFound {
+		t.Fatalf("carol from the same address: %d, want 302", r.status)
+	}
 	// The window passes.
 	var th loginThrottle
 	now := time.Now()
+	k := throttleKey("192.0.2.1", "bob")
 	for range loginFailLimit {
-		th.fail("192.0.2.1", now)
+		th.fail(k, now)
 	}
-	if th.blocked("192.0.2.1", now) == 0 {
+	if th.blocked(k, now) == 0 {
 		t.Fatal("not blocked at the limit")
 	}
-	if th.blocked("192.0.2.2", now) != 0 {
+	if th.blocked(throttleKey("192.0.2.2", "bob"), now) != 0 {
 		t.Fatal("another address is blocked")
 	}
-	if th.blocked("192.0.2.1", now.Add(loginFailWindow)) != 0 {
+	if th.blocked(k, now.Add(loginFailWindow)) != 0 {
 		t.Fatal("still blocked after the window")
 	}
 }
