@@ -39,7 +39,11 @@ func (q *apiRequest) requesterIsAdmin() bool {
 	case q.id == nil:
 		return false
 	case q.id.User != nil:
-		return q.id.User.Admin
+		if q.id.User.Admin {
+			return true
+		}
+		roles, err := q.h.userRoleNames(q.id.User, true)
+		return err == nil && slices.Contains(roles, rbac.RoleAdmin)
 	case q.id.Service != nil:
 		return q.id.Service.Admin || slices.Contains(q.h.serviceRoleNames(q.id.Service), rbac.RoleAdmin)
 	}
