@@ -7,6 +7,7 @@ package hubapp
 // (tls.permission.jupyterhub, tls.go) answers from.
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -215,15 +216,18 @@ func hostOf(hostport string) string {
 }
 
 // userLabels is the in-memory set of DNS labels of existing users, per data_dir (it outlives
-// config reloads like the store). The permission module answers from it during TLS handshakes;
-// it is loaded from the store when first needed and kept current by noteUserCreated and
-// noteUserDeleted, and reloaded (at most every labelReloadEvery) when a name is not found, so a
-// user created by a path that does not call the hooks still gets a certificate.
+// config reloads like the store). The permission module answers from it during TLS handshakes.
+// It follows the store: loaded when first needed, then kept current by a watch on user records
+// (Store.WatchUsers, which ends when the store closes), so users created or deleted by any path
+// (login, REST API, token command) are seen. noteUserCreated and noteUserDeleted update it at
+// once as well. A label not in the set is checked with one point read when it names its user,
+// and otherwise reloads the set at most every labelReloadEvery.
 type userLabels struct {
 	mu       sync.RWMutex
 	loaded   bool
 	loadedAt time.Time
 	byLabel  map[string]string // label → username
+	watched  *store.Store      // the store a watch follows, nil when none runs
 }
 
 // labelReloadEvery bounds how often a miss reloads the label set from the store.
@@ -239,6 +243,9 @@ func labelsFor(dataDir string) *userLabels {
 
 // lookup returns the user whose label is label, loading or reloading the set from st if needed.
 func (l *userLabels) lookup(st *store.Store, label string, now time.Time) (string, bool, error) {
+	if st != nil {
+		l.watch(st)
+	}
 	l.mu.RLock()
 	user, found := l.byLabel[label]
 	stale := !l.loaded || now.Sub(l.loadedAt) >= labelReloadEvery
@@ -273,6 +280,32 @@ func (l *userLabels) lookup(st *store.Store, label string, now time.Time) (strin
 	defer l.mu.RUnlock()
 	user, found = l.byLabel[label]
 	return user, found, nil
+}
+
+// watch starts following st's user records unless a watch of st runs already.
+func (l *userLabels) watch(st *store.Store) {
+	l.mu.Lock()
+	if l.watched == st {
+		l.mu.Unlock()
+		return
+	}
+	l.watched = st
+	l.mu.Unlock()
+	go func() {
+		// Returns when the store closes (the last config generation using it stopped).
+		_ = st.WatchUsers(context.Background(), func() { _ = l.load(st, time.Now()) }, func(name string, deleted bool) {
+			if deleted {
+				l.remove(name)
+			} else {
+				l.add(name)
+			}
+		})
+		l.mu.Lock()
+		if l.watched == st {
+			l.watched = nil
+		}
+		l.mu.Unlock()
+	}()
 }
 
 // labelName is the username a label was made from when that can be told from the label alone:

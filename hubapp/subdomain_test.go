@@ -165,6 +165,7 @@ func TestUserLabels(t *testing.T) {
 	if err := l.load(st, now); err != nil {
 		t.Fatal(err)
 	}
+	l.watched = st // pretend a watch runs: first test the point reads and reloads alone
 	if u, ok, err := l.lookup(st, "xn--mller-kva", now); err != nil || !ok || u != "müller" {
 		t.Fatalf("lookup after first load = %q, %v, %v", u, ok, err)
 	}
@@ -195,6 +196,45 @@ func TestUserLabels(t *testing.T) {
 	if _, ok, _ := l.lookup(st, "xn--zz-zzz", now.Add(time.Second)); ok {
 		t.Error("an invalid A-label was found")
 	}
+	// The watch follows deletions (and creations) made by any path.
+	l.mu.Lock()
+	l.watched = nil
+	l.mu.Unlock()
+	if _, ok, err := l.lookup(st, "bob", now.Add(time.Second)); err != nil || !ok {
+		t.Fatalf("bob: %v %v", ok, err)
+	}
+	if err := st.Update(func(tx *store.Txn) error { return tx.DeleteUser("bob") }); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l.mu.RLock()
+		_, still := l.byLabel["bob"]
+		l.mu.RUnlock()
+		if !still {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("deleted user's label still in the set: the watch did not follow the store")
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval
+	}
+	if err := st.Update(func(tx *store.Txn) error { return tx.CreateUser(&store.User{Name: "x.y"}) }); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		l.mu.RLock()
+		u := l.byLabel[dnsLabel("x.y")]
+		l.mu.RUnlock()
+		if u == "x.y" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("new user with a hashed label not added by the watch")
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval
+	}
+
 	// Hooks act at once.
 	l.add("carol")
 	if _, ok, _ := l.lookup(nil, "carol", now); !ok {
