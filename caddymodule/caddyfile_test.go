@@ -72,6 +72,10 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"jupyterhub {\n stream_close_delay 1h 2h\n}",
 		"jupyterhub {\n max_idle_conns_per_host 0\n}",
 		"jupyterhub {\n max_idle_conns_per_host many\n}",
+		"jupyterhub {\n tls_client_auth only-a-cert.pem\n}",
+		"jupyterhub {\n tls_trusted_ca_certs\n}",
+		"jupyterhub {\n tls_insecure_skip_verify yes\n}",
+		"jupyterhub {\n tls_bogus x\n}",
 	} {
 		var h Handler
 		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err == nil {

@@ -65,6 +65,13 @@ type Handler struct {
 	// open to each user server. Default: 256.
 	MaxIdleConnsPerHost int `json:"max_idle_conns_per_host,omitempty"`
 
+	// TLS configures connections to https targets (JupyterHub's
+	// internal_ssl, CHP's --client-ssl-*): trusted CAs, a client
+	// certificate, the server name to verify. The client's Host header is
+	// still sent to the target. Default: the system's trusted roots, no
+	// client certificate.
+	TLS *reverseproxy.TLSConfig `json:"tls,omitempty"`
+
 	app        App
 	rp         *reverseproxy.Handler // http targets
 	rpTLS      *reverseproxy.Handler // https targets
@@ -137,6 +144,9 @@ func (h *Handler) newReverseProxy(ctx caddy.Context, useTLS bool) (*reverseproxy
 	}
 	if useTLS {
 		transport.TLS = &reverseproxy.TLSConfig{}
+		if h.TLS != nil {
+			transport.TLS = h.TLS
+		}
 		// The TLS transport sends the upstream's address as Host by
 		// default; configurable-http-proxy keeps the client's Host.
 		rp.Headers = &headers.Handler{Request: &headers.HeaderOps{

@@ -3,12 +3,15 @@ package caddymodule
 import (
 	"bufio"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -500,5 +503,43 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestHandlerHTTPSTarget(t *testing.T) {
+	var gotHost atomic.Pointer[string]
+	backend := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Host
+		gotHost.Store(&h)
+		fmt.Fprint(w, "secure backend")
+	}))
+	t.Cleanup(backend.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: backend.Certificate().Raw})
+	if err := os.WriteFile(caFile, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tb := routetable.New()
+	addRoute(t, tb, "/user/alice", backend.URL)
+	hub := &fakeHub{}
+	caJSON, _ := json.Marshal(caFile)
+
+	// Without trusting the backend's certificate: the hub's error page.
+	base := startCaddy(t, &testAppState{table: tb, hub: hub}, `{"handler": "jupyterhub"}`)
+	if status, body, _ := get(t, base+"/user/alice/x", ""); status != 503 || !strings.Contains(body, "not running (502 /user/alice)") {
+		t.Errorf("untrusted https target: %d %q", status, body)
+	}
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	base = startCaddy(t, &testAppState{table: tb, hub: hub},
+		`{"handler": "jupyterhub", "tls": {"ca": {"provider": "file", "pem_files": [`+string(caJSON)+`]}}}`)
+	status, body, _ := get(t, base+"/user/alice/x", "")
+	if status != 200 || body != "secure backend" {
+		t.Fatalf("https target: %d %q", status, body)
+	}
+	if h := gotHost.Load(); h == nil || *h != strings.TrimPrefix(base, "http://") {
+		t.Errorf("https target saw Host %v, want the client's %s", h, strings.TrimPrefix(base, "http://"))
 	}
 }
