@@ -637,7 +637,8 @@ func (h *Hub) runStop(rec *store.Server) error {
 			return err
 		}
 		if stopErr != nil {
-			// Keep the state so that a later stop can try again; the server is not routed.
+			// Keep the state so that a later stop can try again (the route comes back below if the
+			// server still runs).
 			s.Pending = ""
 			return tx.PutServer(s)
 		}
@@ -647,6 +648,15 @@ func (h *Hub) runStop(rec *store.Server) error {
 	})
 	if stopErr != nil {
 		h.logger.Error("stopping server failed", zap.String("user", user), zap.String("server", server), zap.Error(stopErr))
+		// Still running: keep it reachable rather than orphaned without a route.
+		pctx, pcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		alive, perr := h.spawner.Poll(pctx, rec.State)
+		pcancel()
+		if perr == nil && alive && rec.Target != "" {
+			if _, err := h.table.Add(h.routeKey(user, server), rec.Target, h.routeData(user, server)); err != nil {
+				h.logger.Error("restoring route after a failed stop", zap.String("user", user), zap.Error(err))
+			}
+		}
 		return fmt.Errorf("stopping %s: %w", logName(user, server), stopErr)
 	}
 	if err != nil {

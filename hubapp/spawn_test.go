@@ -33,6 +33,7 @@ type fakeSpawner struct {
 	alive   map[string]bool
 	stops   []string
 	reqs    []*spawners.StartRequest
+	stopErr error // Stop fails with it (the server keeps running)
 }
 
 type fakeState struct {
@@ -87,6 +88,9 @@ func (f *fakeSpawner) Stop(_ context.Context, state json.RawMessage) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.stopErr != nil {
+		return f.stopErr
+	}
 	f.alive[s.ID] = false
 	f.stops = append(f.stops, s.ID)
 	return nil
@@ -457,6 +461,7 @@ func TestSpawnLimitsAndRefusals(t *testing.T) {
 		if _, err := h.startServer(alice, "", nil); err != nil {
 			t.Fatal(err)
 		}
+		waitIdle(t, h, "alice", "") // slow_spawn_timeout is short here (and -race is slow)
 		_, err := h.startServer(bob, "", nil)
 		var se *serverError
 		if !errors.As(err, &se) || se.Status != http.StatusTooManyRequests || se.Msg != "Active user limit exceeded. Try again in a few minutes." {
@@ -481,6 +486,7 @@ func TestSpawnLimitsAndRefusals(t *testing.T) {
 		if _, err := h2.startServer(alice, "gpu", nil); err != nil {
 			t.Fatal(err)
 		}
+		waitIdle(t, h2, "alice", "gpu")
 		if r := h2.table.Get("/user/alice/gpu"); r == nil {
 			t.Fatal("no route for the named server")
 		}
@@ -830,4 +836,31 @@ func TestSpawnFailureRealProcesses(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestStopFailureKeepsServerReachable(t *testing.T) {
+	sp := newFakeSpawner()
+	h := newTestHub(t, sp, nil)
+	alice := mustUser(t, h, "alice", false)
+	if _, err := h.startServer(alice, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	sp.stopErr = errors.New("process group 42 did not end within 1s of SIGKILL")
+	if err := h.stopServer(context.Background(), alice, ""); err == nil || !strings.Contains(err.Error(), "did not end") {
+		t.Fatalf("stop = %v, want the spawner's error", err)
+	}
+	if r := h.table.Get("/user/alice"); r == nil {
+		t.Fatal("a server that could not be stopped lost its route")
+	}
+	if s := getServer(t, h, "alice", ""); !s.Ready || s.Pending != "" || s.State == nil {
+		t.Fatalf("record after a failed stop: %+v", s)
+	}
+	if rec := apiDo(t, h, "DELETE", "/hub/api/users/alice/server", userToken(t, h, "alice"), ""); rec.Code != http.StatusInternalServerError {
+		t.Fatalf("API stop failing: %d %s", rec.Code, rec.Body)
+	}
+	sp.stopErr = nil
+	if err := h.stopServer(context.Background(), alice, ""); err != nil {
+		t.Fatalf("second stop: %v", err)
+	}
+	assertNothingLeft(t, h, "alice", "")
 }
