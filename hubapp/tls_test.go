@@ -3,6 +3,7 @@ package hubapp
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"go.uber.org/zap"
 
@@ -221,5 +223,61 @@ func TestSubscribeCertEventsBareContext(t *testing.T) {
 	a := &App{logger: zap.NewNop()}
 	if err := a.subscribeCertEvents(ctx); err != nil {
 		t.Errorf("bare context: %v", err)
+	}
+}
+
+// TestPermissionAdapt: the Caddyfile global option on_demand_tls { permission jupyterhub … }
+// becomes the tls app's on-demand permission module.
+func TestPermissionAdapt(t *testing.T) {
+	in := `{
+	on_demand_tls {
+		permission jupyterhub {
+			rate_limit 5 30s
+		}
+	}
+	jupyterhub {
+		subdomain_host hub.example.org
+	}
+}
+
+hub.example.org, *.hub.example.org {
+	tls {
+		on_demand
+	}
+	respond ok
+}
+`
+	adapter := caddyfile.Adapter{ServerType: httpcaddyfile.ServerType{}}
+	out, warnings, err := adapter.Adapt([]byte(in), nil)
+	if err != nil {
+		t.Fatalf("adapt: %v (warnings %v)", err, warnings)
+	}
+	var cfg struct {
+		Apps struct {
+			TLS struct {
+				Automation struct {
+					OnDemand struct {
+						Permission map[string]any `json:"permission"`
+					} `json:"on_demand"`
+					Policies []struct {
+						OnDemand bool `json:"on_demand"`
+					} `json:"policies"`
+				} `json:"automation"`
+			} `json:"tls"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	perm := cfg.Apps.TLS.Automation.OnDemand.Permission
+	if perm["module"] != "jupyterhub" || perm["rate_limit"] != float64(5) || perm["rate_interval"] != float64(30*time.Second) {
+		t.Errorf("permission = %v\n%s", perm, out)
+	}
+	onDemand := false
+	for _, p := range cfg.Apps.TLS.Automation.Policies {
+		onDemand = onDemand || p.OnDemand
+	}
+	if !onDemand {
+		t.Errorf("no on-demand automation policy:\n%s", out)
 	}
 }
