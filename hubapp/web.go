@@ -3,6 +3,26 @@ package hubapp
 // The hub's web side: cookie secret (secret.go), login sessions (sessions.go), XSRF (xsrf.go),
 // login and logout (login.go), pages (pages.go) and next= validation (next.go). This file wires
 // them: the per-generation state and the page routes.
+//
+// Where it differs from JupyterHub 3.0 (for docs/design-notes.md):
+//   - Sessions are server-side records (store.Session); the login cookie carries only a session id,
+//     signed and encrypted (gorilla/sessions, keys derived from the cookie secret with HKDF). Logout
+//     revokes the session and its OAuth tokens at once; "log out everywhere" (POST
+//     /hub/logout?all=1) rotates the user's CookieID. JupyterHub's cookie holds the per-user
+//     cookie_id, so a stolen cookie works until the secret changes.
+//   - jupyterhub-session-id holds the session's hash (what OAuth tokens carry), not a secret.
+//   - The cookie secret file is refused when group or others have any permission (0o077), not only
+//     others (0o007).
+//   - Every form POST needs an _xsrf token, the login form too (JupyterHub 3.0 has none; 4.x
+//     exempts nothing but login CSRF). Tokens are HMACs bound to the session and the user's
+//     CookieID, or to client address + User-Agent before login; no _xsrf cookie is set.
+//   - GET /hub/spawn shows a start button instead of starting the server: starting is a POST.
+//   - next= must be a path on this host under base_url (or a user's origin under
+//     subdomain_host); encoded and control-character variants are refused, and /user/… is not
+//     rewritten to /hub/user/… (the edge does that when there is no route).
+//   - Failed logins answer 403 (JupyterHub ≥5.3) and are throttled per (address, username).
+//   - Requests carrying two login cookies are treated as anonymous (cookie tossing).
+//   - Login grants admin when the authenticator says so and never revokes it (3.0's is_admin).
 
 import (
 	"bytes"
