@@ -207,7 +207,7 @@ func parseActivityTime(v any, now time.Time) (time.Time, error) {
 		}
 	}
 	if err != nil {
-		return time.Time{}, errStatus(http.StatusBadRequest, "Not a valid timestamp: %s", pyRepr(s))
+		return time.Time{}, errStatus(http.StatusBadRequest, "Not a valid timestamp: %s", pyStrRepr(s))
 	}
 	t = t.UTC()
 	if t.Sub(now) > activityFuture {
@@ -215,6 +215,11 @@ func parseActivityTime(v any, now time.Time) (time.Time, error) {
 			t.Format("2006-01-02T15:04:05.000000Z"))
 	}
 	return t, nil
+}
+
+// pyStrRepr is Python's repr of a simple string ('alice'), for JupyterHub's %r messages.
+func pyStrRepr(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, "'", `\'`, "\n", `\n`).Replace(s) + "'"
 }
 
 // serveActivity is POST /hub/api/users/{name}/activity (spec §2.3): moves the user's and servers'
@@ -226,7 +231,7 @@ func (h *Hub) serveActivity(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		if _, err := q.user(name); errors.Is(err, store.ErrNotFound) {
-			return errStatus(http.StatusNotFound, "No such user: %s", pyRepr(name))
+			return errStatus(http.StatusNotFound, "No such user: %s", pyStrRepr(name))
 		} else if err != nil {
 			return err
 		}

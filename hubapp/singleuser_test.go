@@ -60,6 +60,8 @@ func TestActivity(t *testing.T) {
 	h := newTestHub(t, sp, func(a *App) { a.AllowNamedServers = true })
 	alice := mustUser(t, h, "alice", false)
 	mustUser(t, h, "bob", false)
+	mustUser(t, h, "root", true)
+	admin := userToken(t, h, "root")
 	if _, err := h.startServer(alice, "", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +81,8 @@ func TestActivity(t *testing.T) {
 		{"empty body", "/hub/api/users/alice/activity", tok, `{}`, 400, "body must contain at least one of `last_activity` or `servers`"},
 		{"not a dict", "/hub/api/users/alice/activity", tok, `[1]`, 400, "body must be a json dict"},
 		{"invalid json", "/hub/api/users/alice/activity", tok, `{`, 400, "Invalid JSON in body of request"},
-		{"bad timestamp", "/hub/api/users/alice/activity", tok, `{"last_activity": "yesterday"}`, 400, "Not a valid timestamp"},
+		{"bad timestamp", "/hub/api/users/alice/activity", tok, `{"last_activity": "yesterday"}`, 400, "Not a valid timestamp: 'yesterday'"},
+		{"unknown user", "/hub/api/users/carol/activity", admin, `{"last_activity": "` + ts + `"}`, 404, "No such user: 'carol'"},
 		{"future", "/hub/api/users/alice/activity", tok, `{"last_activity": "` + future + `"}`, 400, "Rejecting activity from more than an hour in the future"},
 		{"unknown server", "/hub/api/users/alice/activity", tok, `{"servers": {"gpu": {"last_activity": "` + ts + `"}}}`, 400, "No such server 'gpu' for user alice"},
 		{"server without last_activity", "/hub/api/users/alice/activity", tok, `{"servers": {"": {}}}`, 400, "servers must be a dict"},
