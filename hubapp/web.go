@@ -13,9 +13,9 @@ package hubapp
 //   - jupyterhub-session-id holds the session's hash (what OAuth tokens carry), not a secret.
 //   - The cookie secret file is refused when group or others have any permission (0o077), not only
 //     others (0o007).
-//   - Every form POST needs an _xsrf token, the login form too (JupyterHub 3.0 has none; 4.x
-//     exempts nothing but login CSRF). Tokens are HMACs bound to the session and the user's
-//     CookieID, or to client address + User-Agent before login; no _xsrf cookie is set.
+//   - Every form POST needs an _xsrf token, the login form too (3.0 checks none; ≥4.0 does, as
+//     here). Tokens are HMACs bound to the session and the user's CookieID, or to client address
+//     + User-Agent before login; no _xsrf cookie is set, so none can be tossed in.
 //   - GET /hub/spawn shows a start button instead of starting the server: starting is a POST.
 //   - next= must be a path on this host under base_url (or a user's origin under
 //     subdomain_host); encoded and control-character variants are refused, and /user/… is not
