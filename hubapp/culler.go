@@ -97,7 +97,7 @@ func (c *culler) cullOnce(ctx context.Context) (int, error) {
 		mu     sync.Mutex
 		culled int
 		errs   []error
-		users  = map[string]bool{}
+		users  = map[string]time.Time{} // culled users → latest activity of their culled servers
 	)
 	for _, s := range victims {
 		wg.Add(1)
@@ -105,6 +105,7 @@ func (c *culler) cullOnce(ctx context.Context) (int, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			last := h.serverActivity(s) // before the stop, which records its own time
 			err := c.cullServer(ctx, s)
 			mu.Lock()
 			defer mu.Unlock()
@@ -113,13 +114,15 @@ func (c *culler) cullOnce(ctx context.Context) (int, error) {
 				return
 			}
 			culled++
-			users[s.User] = true
+			if last.After(users[s.User]) {
+				users[s.User] = last
+			}
 		}()
 	}
 	wg.Wait()
 	if c.cfg.CullUsers {
-		for name := range users {
-			if err := c.cullUser(ctx, name, now, timeout); err != nil {
+		for name, last := range users {
+			if err := c.cullUser(name, last, now, timeout); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -160,8 +163,9 @@ func (c *culler) cullServer(ctx context.Context, s *store.Server) error {
 }
 
 // cullUser deletes a user whose servers were culled, if nothing else of theirs is active and they
-// have been idle for timeout (admins only with cull_admin_users, the culler's default).
-func (c *culler) cullUser(ctx context.Context, name string, now time.Time, timeout time.Duration) error {
+// have been idle for timeout, counting the culled servers' activity (admins only with
+// cull_admin_users, the culler's default).
+func (c *culler) cullUser(name string, serverActivity, now time.Time, timeout time.Duration) error {
 	h := c.h
 	var del bool
 	err := h.store.View(func(tx *store.Txn) error {
@@ -181,7 +185,13 @@ func (c *culler) cullUser(ctx context.Context, name string, now time.Time, timeo
 				return nil
 			}
 		}
-		del = now.Sub(u.LastActivity) > timeout
+		// The user's own activity (token use, activity reports) and the culled servers' activity
+		// before they stopped (stopping stamps the server record with the stop time).
+		last := u.LastActivity
+		if serverActivity.After(last) {
+			last = serverActivity
+		}
+		del = now.Sub(last) > timeout
 		return nil
 	})
 	if err != nil || !del {
