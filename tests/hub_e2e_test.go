@@ -323,6 +323,33 @@ func TestHubSingleuserE2E(t *testing.T) {
 	if strings.Contains(inst2.Log(), "spawning server") {
 		t.Fatalf("the restarted hub spawned a new server:\n%s", inst2.Log())
 	}
+
+	// A config reload keeps the server, its route and alice's login to it.
+	inst2.Reload(strings.Replace(cfg, "grace_period 2s", "grace_period 3s", 1))
+	resp, body = alice.do("GET", "/user/alice/api/status", nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("after reload, api/status: %d %v %s", resp.StatusCode, alice.visits, body)
+	}
+	if pids := singleuserPIDs(t, hubAPI, "alice"); len(pids) != 1 || pids[0] != serverPID {
+		t.Fatalf("after reload alice's servers are %v, want the same process %d", pids, serverPID)
+	}
+
+	// Stopping through the API (cookie auth + XSRF header) ends the process and the route.
+	_, home = alice.do("GET", "/hub/home", nil, nil)
+	resp, body = alice.do("DELETE", "/hub/api/users/alice/server", nil, http.Header{"X-Xsrftoken": {hubFormXSRF(t, home)}})
+	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("stopping alice's server: %d %s", resp.StatusCode, body)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for syscall.Kill(serverPID, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("server process %d still runs after the stop", serverPID)
+		}
+		time.Sleep(100 * time.Millisecond) // polling a condition with a deadline
+	}
+	if resp, _ := alice.do("GET", "/user/alice/api/status", nil, nil); resp.StatusCode == http.StatusOK {
+		t.Fatalf("alice's server still answers after the stop: %v", alice.visits)
+	}
 }
 
 // kernelRoundTrip sends print("hello") to a kernel over its websocket (Jupyter messaging 5.3) and
