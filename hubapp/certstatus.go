@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"github.com/caddyserver/certmagic"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -236,6 +237,51 @@ func pemNotAfter(b []byte) (time.Time, error) {
 		return time.Time{}, err
 	}
 	return c.NotAfter, nil
+}
+
+// certCollector exports the certificate state as Prometheus gauges in the config's metrics
+// registry (Caddy's /metrics and the hub's /hub/metrics when they share it):
+// caddyhub_certificate_expiry_timestamp_seconds{name} and
+// caddyhub_certificate_last_error_timestamp_seconds{name}.
+type certCollector struct {
+	storage func() certmagic.Storage
+}
+
+var (
+	certExpiryDesc = prometheus.NewDesc("caddyhub_certificate_expiry_timestamp_seconds",
+		"When the managed certificate for a name expires (Unix time).", []string{"name"}, nil)
+	certErrorDesc = prometheus.NewDesc("caddyhub_certificate_last_error_timestamp_seconds",
+		"When obtaining or renewing the certificate for a name last failed (Unix time).", []string{"name"}, nil)
+)
+
+func (c certCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- certExpiryDesc
+	ch <- certErrorDesc
+}
+
+func (c certCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, ci := range certs.info(c.storage()) {
+		if ci.NotAfter != nil {
+			ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(ci.NotAfter.Unix()), ci.Name)
+		}
+		if ci.LastErrorAt != nil {
+			ch <- prometheus.MustNewConstMetric(certErrorDesc, prometheus.GaugeValue, float64(ci.LastErrorAt.Unix()), ci.Name)
+		}
+	}
+}
+
+// registerCertMetrics adds the certificate gauges to the config's metrics registry.
+func registerCertMetrics(ctx caddy.Context) error {
+	reg := ctx.GetMetricsRegistry()
+	if reg == nil {
+		return nil
+	}
+	err := reg.Register(certCollector{storage: ctx.Storage})
+	var already prometheus.AlreadyRegisteredError
+	if err != nil && !errors.As(err, &already) {
+		return fmt.Errorf("registering certificate metrics: %w", err)
+	}
+	return nil
 }
 
 // Interface guards.

@@ -226,7 +226,7 @@ func (a *App) subscribeCertEvents(ctx caddy.Context) error {
 			return fmt.Errorf("subscribing to %s: %w", name, err)
 		}
 	}
-	return nil
+	return registerCertMetrics(ctx)
 }
 
 // eventsApp returns this config's events app (loading it if no other app has yet). A bare

@@ -14,6 +14,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
+	"github.com/caddyserver/certmagic"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/caddyhub/caddyhub/caddymodule/routetable"
@@ -279,5 +281,28 @@ hub.example.org, *.hub.example.org {
 	}
 	if !onDemand {
 		t.Errorf("no on-demand automation policy:\n%s", out)
+	}
+}
+
+func TestCertCollector(t *testing.T) {
+	certs.record("cert_failed", map[string]any{"identifier": "metrics.test", "error": "no"}, time.Unix(3_000_000, 0), nil)
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(certCollector{storage: func() certmagic.Storage { return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if mf.GetName() == "caddyhub_certificate_last_error_timestamp_seconds" && m.GetLabel()[0].GetValue() == "metrics.test" {
+				found = m.GetGauge().GetValue() == 3_000_000
+			}
+		}
+	}
+	if !found {
+		t.Error("no last-error gauge for metrics.test")
 	}
 }
