@@ -26,6 +26,51 @@ type coldResult struct {
 	routesAfter          []int           // routes in the table once started (proxy API)
 	activeAfter          []int           // servers still recorded active (hub API)
 	adoptLog             []string        // the hub's "adopted running servers" line
+	phases               []map[string]time.Duration
+	versionExec          time.Duration // exec → exit of `caddy version`: the binary's own start
+}
+
+// phaseMsgs are the log lines whose timestamps split a start, in order.
+var phaseMsgs = []string{"", "hub store opened", "adopted running servers", "jupyterhub started"}
+
+// startPhases reads caddy's JSON log and returns, for each phase message, the time from exec to
+// that line ("" = the first line).
+func startPhases(logText string, began time.Time) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for line := range strings.SplitSeq(logText, "\n") {
+		var ev struct {
+			TS  float64 `json:"ts"`
+			Msg string  `json:"msg"`
+		}
+		if json.Unmarshal([]byte(line), &ev) != nil || ev.TS == 0 {
+			continue
+		}
+		at := time.Unix(0, int64(ev.TS*1e9)).Sub(began)
+		if _, ok := out[""]; !ok {
+			out[""] = at
+		}
+		for _, m := range phaseMsgs[1:] {
+			if ev.Msg == m {
+				if _, ok := out[m]; !ok {
+					out[m] = at
+				}
+			}
+		}
+	}
+	return out
+}
+
+// versionExec times `caddy version` (median of 5): what starting the binary costs before any app.
+func versionExec(bin string) time.Duration {
+	var ds []time.Duration
+	for range 5 {
+		began := time.Now()
+		if err := exec.Command(bin, "version").Run(); err != nil {
+			return 0
+		}
+		ds = append(ds, time.Since(began))
+	}
+	return medianDur(ds)
 }
 
 // localState is the simple spawner's state for a server (spawners/internal/localproc.State).
@@ -35,6 +80,9 @@ type localState struct {
 	BootID     string `json:"boot_id,omitempty"`
 	Port       int    `json:"port,omitempty"`
 }
+
+// saveRouteEach is the mean time of one store.SaveRoute while 32 goroutines write routes at once.
+var saveRouteEach time.Duration
 
 func userName(i int) string { return fmt.Sprintf("u%05d", i) }
 
@@ -111,6 +159,7 @@ func populate(dir, testserver string, users, running, real int) ([]*exec.Cmd, er
 			return cmds, fmt.Errorf("writing servers: %w", err)
 		}
 	}
+	routesBegan := time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
@@ -132,6 +181,10 @@ func populate(dir, testserver string, users, running, real int) ([]*exec.Cmd, er
 	if e := firstErr.Load(); e != nil {
 		return cmds, fmt.Errorf("writing routes: %w", e.(error))
 	}
+	routesTook := time.Since(routesBegan)
+	log.Printf("cold: %d store.SaveRoute calls from 32 goroutines took %s (%s each): durable transactions do not share an fsync",
+		running, fmtDur(routesTook), fmtDur(routesTook/time.Duration(max(running, 1))))
+	saveRouteEach = routesTook / time.Duration(max(running, 1))
 	// Wait until the real servers answer, so the hub finds them up.
 	for i := range real {
 		if err := waitStatus(servers[i].Target+"/user/"+userName(i)+"/", 200, nil, 30*time.Second); err != nil {
@@ -180,16 +233,18 @@ func benchCold(bin, tmp, testserver string, rounds, users, running, real int) (*
 	log.Printf("cold: populated %d users, %d running servers (%d real) in %s", users, running, real, fmtDur(res.populate))
 	c := rawClient()
 	c.Timeout = 2 * time.Second
+	res.versionExec = versionExec(bin)
 	for r := 1; r <= rounds; r++ {
 		dir := filepath.Join(tmp, fmt.Sprintf("cold-%d", r))
 		data := filepath.Join(dir, "data")
 		if err := copyDir(pristine, data); err != nil {
 			return nil, err
 		}
-		d, h, err := coldOnce(bin, dir, data, testserver, c)
+		d, began, h, err := coldOnce(bin, dir, data, testserver, c)
 		if err != nil {
 			return nil, err
 		}
+		res.phases = append(res.phases, startPhases(h.proc.tail(1<<22), began))
 		res.firstRouted = append(res.firstRouted, d)
 		res.health = append(res.health, h.started)
 		// What the hub did about the dead servers.
@@ -230,7 +285,7 @@ func benchCold(bin, tmp, testserver string, rounds, users, running, real int) (*
 }
 
 // coldOnce starts caddy on data and polls the first live user's route until its server answers.
-func coldOnce(bin, dir, data, testserver string, c *http.Client) (time.Duration, *hub, error) {
+func coldOnce(bin, dir, data, testserver string, c *http.Client) (time.Duration, time.Time, *hub, error) {
 	type out struct {
 		h   *hub
 		err error
@@ -251,19 +306,19 @@ func coldOnce(bin, dir, data, testserver string, c *http.Client) (time.Duration,
 		select {
 		case o := <-ch:
 			if o.err != nil {
-				return 0, nil, o.err
+				return 0, began, nil, o.err
 			}
 			ch <- o
 		default:
 		}
 		if time.Since(began) > 120*time.Second {
-			return 0, nil, fmt.Errorf("cold start: no routed answer within 120s")
+			return 0, began, nil, fmt.Errorf("cold start: no routed answer within 120s")
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	o := <-ch
 	if o.err != nil {
-		return 0, nil, o.err
+		return 0, began, nil, o.err
 	}
-	return first, o.h, nil
+	return first, began, o.h, nil
 }

@@ -190,6 +190,32 @@ func machineFacts() []string {
 		facts = append(facts, "Kernel: "+strings.TrimSpace(string(b)))
 	}
 	facts = append(facts, "Go: "+commandLine("go", "version"))
+	if d, err := fsyncLatency(); err == nil {
+		facts = append(facts, "Disk: one 4 KiB write + fsync in the temporary directory takes "+fmtDur(d)+" (median of 50)")
+	}
 	facts = append(facts, "Load average at start (1/5/15 min): "+loadavg())
 	return facts
+}
+
+// fsyncLatency times small synced writes: the floor under every durable store transaction.
+func fsyncLatency() (time.Duration, error) {
+	f, err := os.CreateTemp("", "caddyhub-bench-fsync-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 4096)
+	var ds []time.Duration
+	for range 50 {
+		began := time.Now()
+		if _, err := f.Write(buf); err != nil {
+			return 0, err
+		}
+		if err := f.Sync(); err != nil {
+			return 0, err
+		}
+		ds = append(ds, time.Since(began))
+	}
+	return medianDur(ds), nil
 }

@@ -162,8 +162,25 @@ func (r *report) markdown() string {
 		p("| | min / **median** / max | target |\n|---|---|---|\n")
 		p("| exec `caddy run` → first routed request answered | %s | ≤ 2 s: %s |\n", spread(c.firstRouted), verdict(medianDur(c.firstRouted) <= 2*time.Second))
 		p("| exec → /hub/health 200 | %s | |\n", spread(c.health))
+		for i, m := range phaseMsgs {
+			var ds []time.Duration
+			for _, ph := range c.phases {
+				if d, ok := ph[m]; ok {
+					ds = append(ds, d)
+				}
+			}
+			label := "caddy's first log line"
+			if i > 0 {
+				label = "log line \"" + m + "\""
+			}
+			p("| exec → %s | %s | |\n", label, spread(ds))
+		}
+		p("| `caddy version` exec → exit (the binary's own start, no apps) | %s | |\n", fmtDur(c.versionExec))
 		p("| routes in the table afterwards (proxy API) | %v | %d expected |\n", c.routesAfter, c.real)
 		p("| users with an active server afterwards (REST API) | %v | %d expected |\n\n", c.activeAfter, c.real)
+		if saveRouteEach > 0 {
+			p("While populating, %d `store.SaveRoute` calls from 32 goroutines took %s each on average.\n\n", c.running, fmtDur(saveRouteEach))
+		}
 		for _, l := range c.adoptLog {
 			if l != "" {
 				p("- hub log: `%.400s`\n", l)
