@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -531,4 +532,54 @@ func (h *Hub) redirectToHubUser(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusTemporaryRedirect // keep the method: API calls get the JSON 424
 	}
 	http.Redirect(w, r, target, status)
+}
+
+// tokenView is one token as the token page shows it.
+type tokenView struct {
+	ID, Note, Client           string
+	Created, LastUsed, Expires string
+}
+
+// tokenData is the token template's data.
+type tokenData struct {
+	API      []tokenView // the user's API tokens
+	OAuth    []tokenView // tokens issued to applications (servers, services) through OAuth
+	TokenURL string      // POST here to create, <TokenURL>/<id> to DELETE (REST API)
+}
+
+// serveTokenPage is GET /hub/token: the user's API tokens and authorized applications, with a
+// form to request a new token and buttons to revoke (JupyterHub's token.html). Creating and
+// revoking go through the REST API (POST/DELETE /hub/api/users/<me>/tokens) with the XSRF header.
+func (h *Hub) serveTokenPage(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
+	var toks []*store.Token
+	now := time.Now()
+	err := h.store.View(func(tx *store.Txn) error {
+		var err error
+		toks, err = tx.OwnerTokens(store.OwnerUser(pr.user.Name), now)
+		return err
+	})
+	if err != nil {
+		h.logger.Error("listing tokens", zap.String("user", pr.user.Name), zap.Error(err))
+		h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not read its database. Try again in a moment.")
+		return
+	}
+	d := tokenData{TokenURL: h.prefix + "api/users/" + url.PathEscape(pr.user.Name) + "/tokens"}
+	when := func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return t.UTC().Format("2006-01-02 15:04 UTC")
+	}
+	for _, t := range toks {
+		v := tokenView{ID: t.ID, Note: t.Note, Client: t.OAuthClient, Created: when(t.Created), LastUsed: when(t.LastActivity), Expires: when(t.ExpiresAt)}
+		switch t.Kind {
+		case "oauth":
+			d.OAuth = append(d.OAuth, v)
+		case "server":
+			// A server's own credentials: not the user's to manage here.
+		default:
+			d.API = append(d.API, v)
+		}
+	}
+	h.render(w, r, pr, http.StatusOK, "token", "Tokens", d)
 }

@@ -22,6 +22,7 @@ func TestPagesRedirectAnonymousToLogin(t *testing.T) {
 		"/hub/spawn-pending/alice",
 		"/hub/user/alice/tree?x=1",
 		"/hub/user-redirect/lab/tree/a.ipynb",
+		"/hub/token",
 		"/hub/",
 	} {
 		r := wh.do(t, c, "GET", path, nil)
@@ -102,7 +103,7 @@ func TestSecurityHeaders(t *testing.T) {
 		check(p, wh.do(t, c, "GET", p, nil))
 	}
 	wh.mustLogin(t, c, "alice")
-	for _, p := range []string{"/hub/home", "/hub/spawn", "/hub/spawn-pending/alice", "/hub/user/alice/"} {
+	for _, p := range []string{"/hub/home", "/hub/spawn", "/hub/spawn-pending/alice", "/hub/user/alice/", "/hub/token"} {
 		r := wh.do(t, c, "GET", p, nil)
 		check(p, r)
 		// Inline scripts and styles carry this response's nonce.
@@ -388,5 +389,67 @@ func TestImplicitSpawn(t *testing.T) {
 	wh.mustLogin(t, root, "root")
 	if r := wh.do(t, root, "GET", "/hub/user/alice/lab", nil); strings.Contains(r.body, "countdown") {
 		t.Fatal("an admin visiting alice's server would start it by itself")
+	}
+}
+
+// TestTokenPage: the page lists the user's own API and OAuth tokens (not servers' credentials),
+// and its script's calls — POST and DELETE on the REST API with the X-XSRFToken header — work.
+func TestTokenPage(t *testing.T) {
+	wh := newWebHub(t, false)
+	c := wh.client(t)
+	wh.mustLogin(t, c, "alice")
+	err := wh.h.store.Update(func(tx *store.Txn) error {
+		if err := tx.CreateToken(&store.Token{User: "alice", Kind: "oauth", OAuthClient: "jupyterhub-user-alice"}, store.NewToken()); err != nil {
+			return err
+		}
+		return tx.CreateToken(&store.Token{User: "alice", Kind: "server", Note: "Server at /user/alice/"}, store.NewToken())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := wh.do(t, c, "GET", "/hub/token", nil)
+	if page.status != http.StatusOK || !strings.Contains(page.body, "jupyterhub-user-alice") || strings.Contains(page.body, "Server at /user/alice/") {
+		t.Fatalf("token page: %d %s", page.status, page.body)
+	}
+	if !strings.Contains(page.body, `var base = "/hub/api/users/alice/tokens"`) {
+		t.Error("token page script lacks the API URL")
+	}
+	tok := xsrfOf(t, wh.do(t, c, "GET", "/hub/home", nil).body)
+	post := func(hdr ...string) *http.Response {
+		req, _ := http.NewRequest("POST", wh.srv.URL+"/hub/api/users/alice/tokens", strings.NewReader(`{"note":"for my script","expires_in":3600}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("User-Agent", "webtest")
+		req.Header.Set("Sec-Fetch-Mode", "cors")
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if resp := post(); resp.StatusCode != http.StatusForbidden {
+		resp.Body.Close()
+		t.Fatalf("token request without xsrf: %d, want 403", resp.StatusCode)
+	}
+	resp := post("X-XSRFToken", tok)
+	defer resp.Body.Close()
+	var created struct {
+		Token string `json:"token"`
+		ID    string `json:"id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&created); err != nil || resp.StatusCode/100 != 2 || created.Token == "" || created.ID == "" {
+		t.Fatalf("token request: %d %+v %v", resp.StatusCode, created, err)
+	}
+	page = wh.do(t, c, "GET", "/hub/token", nil)
+	if !strings.Contains(page.body, "for my script") || !strings.Contains(page.body, `data-revoke="`+created.ID+`"`) {
+		t.Fatal("new token not listed")
+	}
+	if r := wh.do(t, c, "DELETE", "/hub/api/users/alice/tokens/"+created.ID, nil, "Sec-Fetch-Mode", "cors", "X-XSRFToken", tok); r.status/100 != 2 {
+		t.Fatalf("revoke: %d %s", r.status, r.body)
+	}
+	if page = wh.do(t, c, "GET", "/hub/token", nil); strings.Contains(page.body, "for my script") {
+		t.Fatal("revoked token still listed")
 	}
 }

@@ -102,6 +102,7 @@ func (h *Hub) registerWeb(mux *http.ServeMux) {
 	mux.HandleFunc(p+"user/{user}", h.page(h.serveHubUser))
 	mux.HandleFunc(p+"user/{user}/{path...}", h.page(h.serveHubUser))
 	mux.HandleFunc("GET "+p+"user-redirect/{path...}", h.page(h.requireLogin(h.serveUserRedirect)))
+	mux.HandleFunc("GET "+p+"token", h.page(h.requireLogin(h.serveTokenPage)))
 	mux.HandleFunc("GET "+p+"error/{code}", h.page(h.serveErrorTarget))
 	mux.HandleFunc(p, h.page(h.serveNotFound))
 }
@@ -168,7 +169,7 @@ func setSecurityHeaders(w http.ResponseWriter, nonce string) {
 //go:embed templates/*.html
 var templateFS embed.FS
 
-var pageTemplates = loadTemplates("login", "home", "spawn", "spawn_pending", "not_running", "error")
+var pageTemplates = loadTemplates("login", "home", "spawn", "spawn_pending", "not_running", "error", "token")
 
 func loadTemplates(names ...string) map[string]*template.Template {
 	m := make(map[string]*template.Template, len(names))
