@@ -159,6 +159,40 @@ func singleuserPIDs(t *testing.T, hubAPIPort int, user string) []int {
 	return pids
 }
 
+// endHubProcesses ends what this test's hub started and left running (servers outlive caddy by
+// design): every process whose environment names this hub's API port (servers and the kernels
+// they started, which inherit it), by PID: SIGTERM, then SIGKILL after a grace.
+func endHubProcesses(t *testing.T, hubAPIPort int) {
+	api := []byte("JUPYTERHUB_API_URL=http://127.0.0.1:" + strconv.Itoa(hubAPIPort) + "/hub/api\x00")
+	find := func() []int {
+		var pids []int
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+			stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+			if err == nil && bytes.Contains(env, api) && !bytes.Contains(stat, []byte(") Z ")) {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	for _, pid := range find() {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(find()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond) // polling a condition with a deadline
+	}
+	for _, pid := range find() {
+		t.Logf("killing leftover process %d", pid)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
 func hubCaddyfile(dir string, public, hubAPI, proxyAPI int, args string) string {
 	return fmt.Sprintf(`{
 	grace_period 2s
@@ -198,15 +232,7 @@ func TestHubSingleuserE2E(t *testing.T) {
 	}
 	cfg := hubCaddyfile(dir, public, hubAPI, proxyAPI, args)
 	inst := Start(t, dir, cfg)
-	t.Cleanup(func() {
-		// The servers outlive caddy by design: end the ones this test started, by PID.
-		for _, u := range []string{"alice", "bob"} {
-			for _, pid := range singleuserPIDs(t, hubAPI, u) {
-				_ = syscall.Kill(-pid, syscall.SIGKILL)
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	})
+	t.Cleanup(func() { endHubProcesses(t, hubAPI) })
 	base := URL(public, "")
 
 	// Log in and start the server with the spawn form.
