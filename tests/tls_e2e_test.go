@@ -642,6 +642,32 @@ blocked.example.test {
 	if !sawObtained || !sawFailed {
 		t.Errorf("log: certificate obtained for %s: %v; issuance failure at error level: %v", tlsHubName, sawObtained, sawFailed)
 	}
+
+	// The certificate state is exported: the expiry of the hub's certificate (read from Caddy's
+	// storage) and the time of the last failure, on Caddy's metrics endpoint.
+	resp, err = Client().Get("http://" + h.inst.Admin() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	wantExpiry := fmt.Sprintf(`caddyhub_certificate_expiry_timestamp_seconds{name="%s"} %s`, tlsHubName,
+		strconv.FormatFloat(float64(leaf.NotAfter.Unix()), 'g', -1, 64))
+	if !strings.Contains(string(metrics), wantExpiry) ||
+		!strings.Contains(string(metrics), `caddyhub_certificate_last_error_timestamp_seconds{name="blocked.example.test"}`) {
+		t.Errorf("metrics lack the certificate gauges (want %q):\n%s", wantExpiry, grepLines(string(metrics), "caddyhub_certificate"))
+	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // selfSigned writes a certificate and key for names into dir and returns their paths and a pool.
