@@ -399,7 +399,8 @@ func TestProxyOnlyReload(t *testing.T) {
 		}()
 	}
 	extraPort := FreePort(t)
-	for i := range 3 {
+	const reloads = 6
+	for i := range reloads {
 		global := fmt.Sprintf("\t\terror_target %s/reload-%d\n", errorTo.srv.URL, i)
 		site := fmt.Sprintf(":%d {\n\tbind 127.0.0.1\n\trespond \"extra site %d\"\n}\n", extraPort, i)
 		p.inst.Reload(p.caddyfile(global, site))
@@ -430,7 +431,7 @@ func TestProxyOnlyReload(t *testing.T) {
 	if want := n + 1 + len(added); len(routes) != want {
 		t.Fatalf("%d routes after reloads, want %d", len(routes), want)
 	}
-	t.Logf("%d routes added during 3 reloads", len(added))
+	t.Logf("%d routes added during %d reloads", len(added), reloads)
 
 	// The changed error_target is in effect: a route whose server is gone gets its page.
 	dead := httptest.NewServer(http.NotFoundHandler())
@@ -440,8 +441,8 @@ func TestProxyOnlyReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	status, body := GetJSON(t, URL(p.public, "/user/gone/tree"), "")
-	if status != http.StatusServiceUnavailable || !strings.Contains(string(body), "/reload-2/503") {
-		t.Fatalf("dead route after reload: %d %q, want 503 from error_target .../reload-2/503", status, body)
+	if want := fmt.Sprintf("/reload-%d/503", reloads-1); status != http.StatusServiceUnavailable || !strings.Contains(string(body), want) {
+		t.Fatalf("dead route after reload: %d %q, want 503 from error_target ...%s", status, body, want)
 	}
 }
 
