@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -466,5 +467,46 @@ func TestProxyOnlyValidateWhileRunning(t *testing.T) {
 	p.checkRoutes(3, []*echoBackend{b})
 	if !p.inst.Running() {
 		t.Fatal("server exited during validate")
+	}
+}
+
+// TestProxyOnlyFailedReload: a reload that is refused — by the adapter, or because the new
+// generation cannot start (its proxy API port is taken) — leaves the running config serving every
+// route and the API working, and what is added afterwards still persists.
+func TestProxyOnlyFailedReload(t *testing.T) {
+	const n = 20
+	p := newProxyOnly(t)
+	backends := []*echoBackend{newEchoBackend(t, "a")}
+	cfg := p.caddyfile("", "")
+	p.start(cfg)
+	p.addRoutes(n, backends)
+
+	if err := p.inst.TryReload(p.caddyfile("\t\tfrobnicate yes\n", "")); err == nil {
+		t.Fatal("reload with an unknown jupyterhub option succeeded")
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	bad := strings.Replace(cfg, fmt.Sprintf("proxy_api 127.0.0.1:%d", p.api), "proxy_api "+taken.Addr().String(), 1)
+	if err := p.inst.TryReload(bad); err == nil {
+		t.Fatalf("reload onto a taken proxy_api port %s succeeded", taken.Addr())
+	} else if !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("reload onto a taken proxy_api port failed, but not for that: %v", err)
+	}
+	if !p.inst.Running() {
+		t.Fatal("caddy exited after a failed reload")
+	}
+	p.checkRoutes(n, backends)
+	if _, err := p.addRoute(Client(), "/user/after", backends[0].srv.URL, map[string]any{"jupyterhub": true}); err != nil {
+		t.Fatalf("proxy API after a failed reload: %v", err)
+	}
+
+	p.inst.Stop()
+	p.start(cfg)
+	p.checkRoutes(n, backends)
+	if _, ok := p.routes()["/user/after"]; !ok {
+		t.Fatal("route added after a failed reload did not survive a restart")
 	}
 }
