@@ -110,9 +110,9 @@ func (p *Permission) CertificateAllowed(_ context.Context, name string) error {
 	if !ok || parent != c.host || !isDNSSafe(label) {
 		return fmt.Errorf("%s: not the hub or a user's subdomain of %s: %w", name, c.host, caddytls.ErrPermissionDenied)
 	}
-	if p.app.table.Load() == nil { // the hub has not started: no store to ask yet
-		return fmt.Errorf("%s: hub not started yet: %w", name, caddytls.ErrPermissionDenied)
-	}
+	// The label set and the store are shared by every config generation of this data_dir, so
+	// during a reload (or before this generation's app has started, apps start in no fixed order)
+	// the answer comes from what the running generation keeps; with neither, nothing is allowed.
 	if _, ok, err := labelsFor(p.app.DataDir).lookup(sharedStore(p.app.DataDir), label, p.now()); err != nil {
 		return fmt.Errorf("%s: looking up user labels: %w", name, err)
 	} else if !ok {

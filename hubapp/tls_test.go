@@ -76,12 +76,18 @@ func TestPermissionCertificateAllowed(t *testing.T) {
 }
 
 func TestPermissionBeforeStart(t *testing.T) {
+	// Labels known from a generation that shares the data_dir still answer.
 	p, _ := newTestPermission(t, false, "alice")
+	if err := p.CertificateAllowed(context.Background(), "alice.hub.example.org"); err != nil {
+		t.Errorf("known label refused before this generation started: %v", err)
+	}
+	// Nothing loaded and no store open: only the hub's own name.
+	p.app.DataDir = t.TempDir()
 	if err := p.CertificateAllowed(context.Background(), "hub.example.org"); err != nil {
 		t.Errorf("hub name refused before start: %v", err)
 	}
 	if err := p.CertificateAllowed(context.Background(), "alice.hub.example.org"); !errors.Is(err, caddytls.ErrPermissionDenied) {
-		t.Errorf("user name before start: want ErrPermissionDenied, got %v", err)
+		t.Errorf("user name with no store: want ErrPermissionDenied, got %v", err)
 	}
 }
 
