@@ -248,17 +248,21 @@ func run() error {
 	for round := 1; round <= *roundsFlag; round++ {
 		for _, c := range conns {
 			for _, s := range setups {
+				cpu0 := procCPU(s.proc)
 				m, err := measure(wrkPath, s.url, c, *durationFlag)
 				if err != nil {
 					return fmt.Errorf("%s at %d connections: %w", s.name, c, err)
 				}
-				log.Printf("round %d  %-32s c=%-3d %9.0f req/s  p50 %-9s p99 %s", round, s.name, c, m.rps, fmtDur(m.p50), fmtDur(m.p99))
+				if cpu := procCPU(s.proc) - cpu0; s.proc != nil && m.rps > 0 {
+					m.cpuPerReq = cpu / time.Duration(m.rps*durationFlag.Seconds())
+				}
+				log.Printf("round %d  %-32s c=%-3d %9.0f req/s  p50 %-9s p99 %-9s CPU/req %s", round, s.name, c, m.rps, fmtDur(m.p50), fmtDur(m.p99), fmtDur(m.cpuPerReq))
 				results[s][c] = append(results[s][c], m)
 			}
 		}
 	}
 
-	rss := map[*setup]int{}
+	rss := map[*setup]memUsage{}
 	for _, s := range setups {
 		if s.proc != nil {
 			rss[s] = vmRSS(s.proc.cmd.Process.Pid)
@@ -479,6 +483,37 @@ func addRoutes(api, backend string, n int) (time.Duration, error) {
 type measurement struct {
 	rps      float64
 	p50, p99 time.Duration
+	// cpuPerReq is the proxy process's CPU time (user+system, all threads)
+	// per request: a cost that other load on the machine does not inflate
+	// much, unlike req/s.
+	cpuPerReq time.Duration
+}
+
+// clockTick is the unit of /proc/<pid>/stat times (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// procCPU returns the CPU time p has used so far (0 for none).
+func procCPU(p *proc) time.Duration {
+	if p == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the ")" that ends the command name; utime and stime are
+	// fields 14 and 15 of the whole line.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	if !ok {
+		return 0
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * clockTick
 }
 
 func measure(wrkPath, url string, conns int, d time.Duration) (measurement, error) {
@@ -574,39 +609,54 @@ func goLoad(url string, conns int, d time.Duration) (measurement, error) {
 	}, nil
 }
 
-// vmRSS returns VmRSS of pid in KiB, 0 if unknown.
-func vmRSS(pid int) int {
+// memUsage is a process's resident memory in KiB: all of it (VmRSS) and the
+// anonymous part (RssAnon: heap and stacks, without the mapped binary).
+type memUsage struct{ rss, anon int }
+
+func vmRSS(pid int) memUsage {
+	var m memUsage
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return m
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return n
+		name, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		switch name {
+		case "VmRSS":
+			m.rss = n
+		case "RssAnon":
+			m.anon = n
 		}
 	}
-	return 0
+	return m
 }
 
 func median(ms []measurement) measurement {
 	rps := make([]float64, len(ms))
 	p50 := make([]time.Duration, len(ms))
 	p99 := make([]time.Duration, len(ms))
+	cpu := make([]time.Duration, len(ms))
 	for i, m := range ms {
-		rps[i], p50[i], p99[i] = m.rps, m.p50, m.p99
+		rps[i], p50[i], p99[i], cpu[i] = m.rps, m.p50, m.p99, m.cpuPerReq
 	}
 	slices.Sort(rps)
 	slices.Sort(p50)
 	slices.Sort(p99)
+	slices.Sort(cpu)
 	mid := len(ms) / 2
-	return measurement{rps: rps[mid], p50: p50[mid], p99: p99[mid]}
+	return measurement{rps: rps[mid], p50: p50[mid], p99: p99[mid], cpuPerReq: cpu[mid]}
 }
 
 func fmtDur(d time.Duration) string {
 	switch {
+	case d < 10*time.Microsecond:
+		return fmt.Sprintf("%.1fµs", float64(d)/float64(time.Microsecond))
 	case d < time.Millisecond:
 		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
 	case d < time.Second:
@@ -623,7 +673,7 @@ func ratio(a, b float64) string {
 	return fmt.Sprintf("%.2f×", a/b)
 }
 
-func buildReport(setups []*setup, conns []int, results map[*setup]map[int][]measurement, rss map[*setup]int, loader, chpNote string) string {
+func buildReport(setups []*setup, conns []int, results map[*setup]map[int][]measurement, rss map[*setup]memUsage, loader, chpNote string) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	load, _ := os.ReadFile("/proc/loadavg")
@@ -634,7 +684,9 @@ func buildReport(setups []*setup, conns []int, results map[*setup]map[int][]meas
 	fmt.Fprintf(&b, "Command (from the repository root):\n\n```\ngo run ./bench/proxy %s\n```\n\n", strings.Join(os.Args[1:], " "))
 	b.WriteString("The backend is a Go net/http server answering a 28-byte JSON body; every proxy runs on the same host as the load generator and the backend. " +
 		"Requests go to `/user/user<n/2>/api/status`, a route in the middle of the table. " +
-		"Our `jupyterhub` handler runs in `proxy_only` mode with routes added through its CHP-compatible API.\n\n")
+		"Our `jupyterhub` handler runs in `proxy_only` mode with routes added through its CHP-compatible API. " +
+		"Proxy CPU/req is the proxy process's user+system CPU time (all threads, /proc/<pid>/stat) divided by the requests it served: " +
+		"on a shared machine req/s moves with everyone else's load, CPU per request much less.\n\n")
 	if chpNote != "" {
 		b.WriteString(chpNote + "\n\n")
 	}
@@ -651,7 +703,7 @@ func buildReport(setups []*setup, conns []int, results map[*setup]map[int][]meas
 	}
 	for _, c := range conns {
 		fmt.Fprintf(&b, "## %d connection(s)\n\n", c)
-		b.WriteString("| setup | req/s | p50 | p99 | vs direct | vs reverse_proxy | vs CHP (same routes) |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		b.WriteString("| setup | req/s | p50 | p99 | proxy CPU/req | req/s vs direct | req/s vs reverse_proxy | req/s vs CHP (same routes) | CPU/req: CHP ÷ this |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		direct := median(results[setups[0]][c])
 		var rpM measurement
 		if rp != nil {
@@ -659,19 +711,24 @@ func buildReport(setups []*setup, conns []int, results map[*setup]map[int][]meas
 		}
 		for _, s := range setups {
 			m := median(results[s][c])
-			vsRP, vsCHP := "–", "–"
+			vsRP, vsCHP, cpuVsCHP, cpu := "–", "–", "–", "–"
 			if s.kind == "hub" || s.kind == "chp" {
 				vsRP = ratio(m.rps, rpM.rps)
 			}
 			if chp := chpBy[s.routes]; s.kind == "hub" && chp != nil {
-				vsCHP = ratio(m.rps, median(results[chp][c]).rps)
+				cm := median(results[chp][c])
+				vsCHP = ratio(m.rps, cm.rps)
+				cpuVsCHP = ratio(float64(cm.cpuPerReq), float64(m.cpuPerReq))
 			}
-			fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %s |\n", s.name, m.rps, fmtDur(m.p50), fmtDur(m.p99), ratio(m.rps, direct.rps), vsRP, vsCHP)
+			if s.proc != nil {
+				cpu = fmtDur(m.cpuPerReq)
+			}
+			fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", s.name, m.rps, fmtDur(m.p50), fmtDur(m.p99), cpu, ratio(m.rps, direct.rps), vsRP, vsCHP, cpuVsCHP)
 		}
 		b.WriteString("\n")
 	}
 
-	b.WriteString("## Adding routes and memory\n\n| setup | time to add its routes (10 concurrent clients) | RSS after the runs |\n|---|---:|---:|\n")
+	b.WriteString("## Adding routes and memory\n\n| setup | time to add its routes (10 concurrent clients) | VmRSS after the runs | RssAnon after the runs |\n|---|---:|---:|---:|\n")
 	for _, s := range setups {
 		if s.kind != "hub" && s.kind != "chp" && s.kind != "rp" {
 			continue
@@ -680,9 +737,10 @@ func buildReport(setups []*setup, conns []int, results map[*setup]map[int][]meas
 		if s.kind != "rp" {
 			add = fmt.Sprintf("%d routes in %v", s.routes, s.addDur.Round(time.Millisecond))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.1f MB |\n", s.name, add, float64(rss[s])/1024)
+		fmt.Fprintf(&b, "| %s | %s | %.1f MB | %.1f MB |\n", s.name, add, float64(rss[s].rss)/1024, float64(rss[s].anon)/1024)
 	}
-	b.WriteString("\nRSS is VmRSS from /proc/<pid>/status. Our adds are durable (Badger, synced before the 201); CHP's are in memory.\n")
+	b.WriteString("\nVmRSS and RssAnon from /proc/<pid>/status; VmRSS includes the pages of the executable that are mapped in (RssFile), RssAnon is heap and stacks. " +
+		"Our adds are durable (Badger, synced before the 201); CHP's are in memory.\n")
 	b.WriteString("\nTargets (brief): jupyterhub ≥ 0.95× plain reverse_proxy, ≥ 6× CHP; RSS at 10,000 routes ≤ 60 MB; 10,000 durable adds ≤ 3 s.\n")
 	return b.String()
 }
