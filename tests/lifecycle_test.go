@@ -510,3 +510,61 @@ func TestProxyOnlyFailedReload(t *testing.T) {
 		t.Fatal("route added after a failed reload did not survive a restart")
 	}
 }
+
+// TestHubValidateWhileRunning: with the whole hub running (store open, hub API and proxy API
+// listening, cookie secret read, authenticator and spawner provisioned), `caddy validate` of the
+// same config succeeds: Provision of the app and its guest modules does no I/O.
+func TestHubValidateWhileRunning(t *testing.T) {
+	dir := t.TempDir()
+	public, hubAPI, proxyAPI := FreePort(t), FreePort(t), FreePort(t)
+	cfg := fmt.Sprintf(`{
+	jupyterhub {
+		data_dir %[1]s/data
+		cookie_secret_file %[1]s/jupyterhub_cookie_secret
+		hub_api 127.0.0.1:%[2]d
+		proxy_api 127.0.0.1:%[3]d
+		authenticator dummy {
+			password {env.HUB_TEST_PASSWORD}
+		}
+		spawner simple
+	}
+}
+
+:%[4]d {
+	bind 127.0.0.1
+	jupyterhub
+}
+`, dir, hubAPI, proxyAPI, public)
+	env := "HUB_TEST_PASSWORD=" + RandomHex(t, 8)
+	inst := Start(t, dir, cfg, env)
+	WaitHTTP(t, URL(public, "/hub/login"), http.StatusOK, 30*time.Second)
+	WaitHTTP(t, URL(hubAPI, "/hub/api"), http.StatusOK, 30*time.Second)
+	for _, args := range [][]string{
+		{"validate", "--config", inst.ConfigFile(), "--adapter", "caddyfile"},
+		{"adapt", "--config", inst.ConfigFile(), "--adapter", "caddyfile", "--validate"},
+	} {
+		out, err := runCaddy(t, dir, []string{env}, args...)
+		if err != nil {
+			t.Fatalf("caddy %s while the hub runs: %v\n%s", args[0], err, out)
+		}
+	}
+	if !inst.Running() {
+		t.Fatal("hub exited during validate")
+	}
+	WaitHTTP(t, URL(public, "/hub/login"), http.StatusOK, 10*time.Second)
+
+	// Validating a config whose hub never ran creates neither its store nor its cookie secret.
+	fresh := t.TempDir()
+	freshCfg := filepath.Join(fresh, "Caddyfile")
+	if err := os.WriteFile(freshCfg, []byte(strings.ReplaceAll(cfg, dir, fresh)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCaddy(t, fresh, []string{env}, "validate", "--config", freshCfg, "--adapter", "caddyfile"); err != nil {
+		t.Fatalf("caddy validate of a fresh hub config: %v\n%s", err, out)
+	}
+	for _, name := range []string{"data", "jupyterhub_cookie_secret"} {
+		if _, err := os.Stat(filepath.Join(fresh, name)); err == nil {
+			t.Errorf("caddy validate created %s", name)
+		}
+	}
+}
