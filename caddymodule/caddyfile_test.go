@@ -83,7 +83,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		}
 	}
 	var h Handler
-	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("jupyterhub {\n flush_interval 250ms\n}")); err != nil || time.Duration(h.FlushInterval) != 250*time.Millisecond {
-		t.Errorf("flush_interval: %v %v", err, h.FlushInterval)
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("jupyterhub {\n flush_interval 250ms\n tls_insecure_skip_verify\n}")); err != nil ||
+		time.Duration(h.FlushInterval) != 250*time.Millisecond || h.TLS == nil || !h.TLS.InsecureSkipVerify {
+		t.Errorf("flush_interval, tls_insecure_skip_verify: %v %+v", err, h)
 	}
 }
