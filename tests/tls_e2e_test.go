@@ -742,17 +742,20 @@ func TestTLSManualAndInternal(t *testing.T) {
 func TestTLSSubdomains(t *testing.T) {
 	h := newTLSHub(t, true)
 	p := startPebble(t, h.httpPort, h.httpsPort, 0)
-	h.start(h.caddyfile(acmeGlobal(p, `on_demand_tls {
+	config := func(rate int) string {
+		return h.caddyfile(acmeGlobal(p, fmt.Sprintf(`on_demand_tls {
 		permission jupyterhub {
-			rate_limit 10 1m
+			rate_limit %d 1m
 		}
-	}`), fmt.Sprintf(`%[1]s, *.%[1]s {
+	}`, rate)), fmt.Sprintf(`%[1]s, *.%[1]s {
 	tls {
 		on_demand
 	}
 	jupyterhub
 }
-`, tlsHubName)))
+`, tlsHubName))
+	}
+	h.start(config(10))
 	h.roots = p.Roots(t)
 	waitCert(t, h.roots, tlsHubName, h.httpsPort, 60*time.Second)
 
@@ -847,6 +850,20 @@ func TestTLSSubdomains(t *testing.T) {
 	}
 	h.setCookies = aliceCookies
 	h.checkHubCookies()
+
+	// After a reload the new permission module answers the same way: a user who logs in now gets
+	// a certificate, a name of no user still none, and no order is placed for it.
+	h.inst.Reload(config(11))
+	carol := h.browser()
+	carol.login("carol", tlsPassword)
+	waitCert(t, h.roots, "carol."+tlsHubName, h.httpsPort, 60*time.Second)
+	before = p.Orders()
+	if _, err := handshake(h.roots, "trudy."+tlsHubName, h.httpsPort); err == nil {
+		t.Errorf("after reload: handshake for a user who does not exist succeeded")
+	}
+	if got := p.Orders(); got != before {
+		t.Errorf("after reload: ACME orders went from %d to %d for a refused name", before, got)
+	}
 }
 
 // TestTLSRenewal: a short-lived certificate is renewed without a restart, and an open websocket
