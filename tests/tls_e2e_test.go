@@ -851,6 +851,24 @@ func TestTLSSubdomains(t *testing.T) {
 	h.setCookies = aliceCookies
 	h.checkHubCookies()
 
+	// next= across origins: a user's origin under subdomain_host is a valid place to return to
+	// after login; another domain is not.
+	for _, tc := range []struct {
+		next     string
+		wantHost string
+	}{
+		{h.userURL("alice", "alice", "report"), fmt.Sprintf("alice.%s:%d", tlsHubName, h.httpsPort)},
+		{"https://evil.example.test/", ""}, // refused: the default (her running server)
+	} {
+		nb := h.browser()
+		_, page := nb.do("GET", "/hub/login?next="+url.QueryEscape(tc.next), nil, nil)
+		resp, _ := nb.do("POST", "/hub/login", url.Values{"username": {"alice"}, "password": {tlsPassword},
+			"_xsrf": {hubFormXSRF(t, page)}, "next": {tc.next}}, nil)
+		if got := resp.Request.URL.Host; (tc.wantHost != "" && got != tc.wantHost) || strings.Contains(got, "evil") {
+			t.Errorf("login with next=%s ended at %s; visits %v", tc.next, resp.Request.URL, nb.visits)
+		}
+	}
+
 	// After a reload the new permission module answers the same way: a user who logs in now gets
 	// a certificate, a name of no user still none, and no order is placed for it.
 	h.inst.Reload(config(11))
