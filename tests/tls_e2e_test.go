@@ -810,9 +810,11 @@ func TestTLSSubdomains(t *testing.T) {
 	}
 
 	// Host routing: alice's server is at her origin only; the hub's origin sends her there.
-	rep = h.report(alice, h.hubURL("/user/alice/report"))
-	if rep.Host != fmt.Sprintf("alice.%s:%d", tlsHubName, h.httpsPort) {
-		t.Errorf("/user/alice/ on the hub's origin was served there (host %q), not sent to alice's origin; visits %v", rep.Host, alice.visits)
+	for _, u := range []string{h.hubURL("/user/alice/report"), h.userURL("bob", "alice", "report")} {
+		rep = h.report(alice, u)
+		if rep.Host != fmt.Sprintf("alice.%s:%d", tlsHubName, h.httpsPort) {
+			t.Errorf("%s was served there (host %q), not sent to alice's origin; visits %v", u, rep.Host, alice.visits)
+		}
 	}
 
 	// Cookies of one origin are not sent to another: alice's server cookie never reaches bob's
