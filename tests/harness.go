@@ -303,7 +303,8 @@ func caddyEnv(dir string, extra []string) []string {
 // serves the config. Caddy holds its config lock while it provisions and starts the apps, so when
 // Start returns every app (listeners included) has started. It fails the test when caddy exits or
 // the deadline passes first. The log is dumped into t.Log if the test fails; a t.Cleanup kills
-// the process (by its PID) if it is still running.
+// the process (by its PID) if it is still running. Run one instance per dir at a time (they share
+// <dir>/Caddyfile); start a new one in the same dir after Stop or Kill9 to test a restart.
 func Start(t testing.TB, dir, caddyfile string, env ...string) *Instance {
 	t.Helper()
 	bin := Caddy(t)
