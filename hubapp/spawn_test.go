@@ -864,3 +864,47 @@ func TestStopFailureKeepsServerReachable(t *testing.T) {
 	}
 	assertNothingLeft(t, h, "alice", "")
 }
+
+func TestProgressKeepalive(t *testing.T) {
+	release := make(chan struct{})
+	sp := newFakeSpawner()
+	sp.startFn = func(ctx context.Context, req *spawners.StartRequest, progress func(spawners.Event)) (*spawners.Server, error) {
+		<-release
+		return nil, &spawners.StartError{Kind: spawners.ErrExitedEarly, Msg: "the server exited with status 1"}
+	}
+	oldSlow, oldKeep := slowSpawnTimeout, progressKeepalive
+	slowSpawnTimeout, progressKeepalive = 10*time.Millisecond, 20*time.Millisecond
+	t.Cleanup(func() { slowSpawnTimeout, progressKeepalive = oldSlow, oldKeep })
+	h := newTestHub(t, sp, nil)
+	alice := mustUser(t, h, "alice", false)
+	if pending, err := h.startServer(alice, "", nil); err != nil || !pending {
+		t.Fatalf("start = %v %v", pending, err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/hub/api/users/alice/server/progress", nil)
+	req.Header.Set("Authorization", "token "+userToken(t, h, "alice"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := `data: {"message":"Server requested","progress":0}` + "\n\n"
+	buf := make([]byte, len(first)+4)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil {
+		t.Fatal(err)
+	}
+	if string(buf) != first+"\n\n\n\n" {
+		t.Fatalf("stream starts %q, want the first event then keep-alives", buf)
+	}
+	close(release)
+	rest, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(rest), `"failed":true`) || !strings.Contains(string(rest), "Spawn failed: the server exited with status 1") {
+		t.Fatalf("stream ends %q, want the failed event", rest)
+	}
+	// After the failure a new subscriber gets the failed event at once.
+	rec := apiDo(t, h, "GET", "/hub/api/users/alice/server/progress", userToken(t, h, "alice"), "")
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"failed":true`) {
+		t.Fatalf("progress after a failure: %d %s", rec.Code, rec.Body)
+	}
+}
