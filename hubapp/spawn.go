@@ -793,6 +793,7 @@ func (h *Hub) adopt(servers []*store.Server) (alive, dead int) {
 		}
 	}
 	dead = len(gone)
+	deadList := gone
 	// Their route records go in the same commits; the table then forgets them without writing again.
 	deleted := make(map[string]bool, len(gone))
 	for len(gone) > 0 {
@@ -857,16 +858,25 @@ func (h *Hub) adopt(servers []*store.Server) (alive, dead int) {
 			continue
 		}
 		if _, ok := active[serverKey(user, server)]; !ok && h.rt.op(serverKey(user, server)) == nil {
+			// Look again: the server may have been started since the listing (during a reload).
+			if rec, err := h.spawnServerRecord(user, server); err != nil || (rec != nil && rec.Active()) {
+				continue
+			}
 			if _, err := h.table.Delete(rt.Key()); err != nil {
 				h.logger.Error("deleting stale route", zap.String("route", rt.Key()), zap.Error(err))
 			}
 		}
 	}
+	// Merge rather than replace: a spawn of the running generation may have finished meanwhile.
 	h.rt.mu.Lock()
-	for k := range h.rt.ops {
-		active[k] = struct{}{}
+	for k := range active {
+		h.rt.active[k] = struct{}{}
 	}
-	h.rt.active = active
+	for _, s := range deadList {
+		if k := serverKey(s.User, s.Name); h.rt.ops[k] == nil {
+			delete(h.rt.active, k)
+		}
+	}
 	h.rt.mu.Unlock()
 	return alive, dead
 }
