@@ -16,9 +16,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"runtime"
 	"sync"
 	"time"
 	"unicode/utf8"
+	"weak"
 
 	"go.uber.org/zap"
 
@@ -38,15 +40,17 @@ const (
 	paginationMediaType = "application/jupyterhub-pagination+json"
 )
 
-// apiStates holds each Hub's API state. Hub (hub.go) has no field for it; the entry is removed in
-// stopAPI.
-var apiStates sync.Map // *Hub → *apiState
+// apiStates holds each Hub's API state. Hub (hub.go) has no field for it, so the map is keyed by a
+// weak pointer and the entry goes when the Hub is collected. stopAPI replaces the state by a
+// stopped one that holds no reference to the Hub.
+var apiStates sync.Map // weak.Pointer[Hub] → *apiState
 
 // apiState is what the REST API keeps per config generation.
 type apiState struct {
 	engine    *rbac.Engine
 	engineErr error
-	metrics   *hubMetrics
+	metrics   *hubMetrics // nil once stopped
+	stopped   bool
 
 	tokenUse sync.Map // token hash → time of the last recorded use (noteTokenUse throttle)
 	users    userIndex
@@ -60,11 +64,15 @@ type apiState struct {
 
 // apiState returns the API state of h, creating it on first use (tests build Hubs by hand).
 func (h *Hub) apiState() *apiState {
-	if v, ok := apiStates.Load(h); ok {
+	key := weak.Make(h)
+	if v, ok := apiStates.Load(key); ok {
 		return v.(*apiState)
 	}
 	st := newAPIState(h)
-	v, _ := apiStates.LoadOrStore(h, st)
+	v, loaded := apiStates.LoadOrStore(key, st)
+	if !loaded {
+		runtime.AddCleanup(h, func(k weak.Pointer[Hub]) { apiStates.Delete(k) }, key)
+	}
 	return v.(*apiState)
 }
 
@@ -185,17 +193,27 @@ func (h *Hub) startAPI() error {
 
 // stopAPI stops this generation's background work (not users' servers).
 func (h *Hub) stopAPI() {
-	v, ok := apiStates.LoadAndDelete(h)
+	key := weak.Make(h)
+	v, ok := apiStates.Load(key)
 	if !ok {
 		return
 	}
 	st := v.(*apiState)
+	if st.stopped {
+		return
+	}
 	st.cancel()
 	if st.services != nil {
 		st.services.stop(caddyExiting())
 	}
 	st.wg.Wait()
-	st.metrics.unregister()
+	if st.metrics != nil {
+		st.metrics.unregister()
+	}
+	// Requests still in flight on this generation keep working with the roles they had; nothing
+	// left in the map refers to the Hub.
+	dead := &apiState{engine: st.engine, engineErr: st.engineErr, ctx: st.ctx, cancel: st.cancel, stopped: true}
+	apiStates.Store(key, dead)
 }
 
 // resolveScopes fills id.Scopes from the owner's roles and, for tokens, the token's scopes intersected
@@ -280,7 +298,9 @@ func (h *Hub) apiHandler(fn apiFunc) http.Handler {
 		if err != nil {
 			h.writeAPIError(sw, r, err)
 		}
-		h.apiState().metrics.observeRequest(r, sw.status, time.Since(start))
+		if m := h.apiState().metrics; m != nil {
+			m.observeRequest(r, sw.status, time.Since(start))
+		}
 	})
 }
 

@@ -38,6 +38,9 @@ type userChange struct {
 // userIndex returns the index once it is built, or nil (callers then read the store).
 func (h *Hub) userIndex() *userIndex {
 	st := h.apiState()
+	if st.stopped {
+		return nil
+	}
 	x := &st.users
 	x.once.Do(func() {
 		x.mu.Lock()

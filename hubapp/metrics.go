@@ -96,6 +96,10 @@ func (m *hubMetrics) unregister() {
 }
 
 func (m *hubMetrics) serve(w http.ResponseWriter, r *http.Request) {
+	if m == nil {
+		apiError(w, http.StatusServiceUnavailable, "the hub is stopping")
+		return
+	}
 	promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 }
 
@@ -109,9 +113,16 @@ func (m *hubMetrics) observeRequest(r *http.Request, code int, d time.Duration) 
 	m.requestDuration.WithLabelValues(r.Method, handler, strconv.Itoa(code)).Observe(d.Seconds())
 }
 
-func (m *hubMetrics) observeCheckRoutes(d time.Duration) { m.checkRoutes.Observe(d.Seconds()) }
+func (m *hubMetrics) observeCheckRoutes(d time.Duration) {
+	if m != nil {
+		m.checkRoutes.Observe(d.Seconds())
+	}
+}
 
 func (m *hubMetrics) observeRouteAdd(d time.Duration) {
+	if m == nil {
+		return
+	}
 	m.routeAdd.Observe(d.Seconds())
 	m.proxyAdd.WithLabelValues("success").Observe(d.Seconds())
 }
