@@ -19,6 +19,9 @@ type App interface {
 	// RouteTable returns the live table, or nil until the app has started
 	// (the handler answers 503 meanwhile).
 	RouteTable() *routetable.Table
+	// Ready is closed once the app has started and loaded every route. Caddy starts apps in no
+	// fixed order, so the first requests after a (re)start wait on it rather than miss routes.
+	Ready() <-chan struct{}
 	// Hub returns the in-process hub, or nil in proxy_only mode.
 	Hub() Hub
 	// ErrorTarget is configurable-http-proxy's --error-target, used in

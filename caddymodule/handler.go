@@ -181,6 +181,9 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler. It never calls next: the
 // hub (or, without one, an error page) answers what no route matches.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if err := h.waitReady(r); err != nil {
+		return err
+	}
 	if r.URL.Path == healthzPath && r.URL.RawQuery == "" {
 		w.Header().Set("Content-Type", "application/json")
 		_, err := w.Write([]byte(`{"status":"OK"}`))
@@ -305,3 +308,27 @@ var (
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ reverseproxy.UpstreamSource = routeUpstreams{}
 )
+
+// appStartWait bounds how long a request waits for the jupyterhub app to start.
+const appStartWait = 15 * time.Second
+
+// waitReady holds a request that arrives before the jupyterhub app has loaded its routes (Caddy
+// starts apps in random order), so that the first request after a restart is routed, not refused.
+func (h *Handler) waitReady(r *http.Request) error {
+	ready := h.app.Ready()
+	select {
+	case <-ready:
+		return nil
+	default:
+	}
+	t := time.NewTimer(appStartWait)
+	defer t.Stop()
+	select {
+	case <-ready:
+		return nil
+	case <-r.Context().Done():
+		return caddyhttp.Error(http.StatusServiceUnavailable, r.Context().Err())
+	case <-t.C:
+		return caddyhttp.Error(http.StatusServiceUnavailable, errHubNotStarted)
+	}
+}

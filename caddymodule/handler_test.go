@@ -49,6 +49,10 @@ func (testApp) RouteTable() *routetable.Table {
 	}
 	return nil
 }
+// closedReady makes the test app count as started at once.
+var closedReady = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (testApp) Ready() <-chan struct{} { return closedReady }
 func (testApp) Hub() Hub {
 	if s := appState.Load(); s != nil && s.hub != nil {
 		return s.hub

@@ -131,6 +131,7 @@ type App struct {
 	logger *zap.Logger
 	repl   *caddy.Replacer
 
+	ready   chan struct{}                    // closed when Start has finished
 	shared  *shared                          // nil until Start
 	table   atomic.Pointer[routetable.Table] // what the edge reads; nil until Start
 	hub     *Hub                             // nil in proxy_only mode and until Start
@@ -146,6 +147,7 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 // while the real server may hold the database.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx, a.logger = ctx, ctx.Logger()
+	a.ready = make(chan struct{})
 	a.repl = caddy.NewReplacer()
 	if a.DataDir == "" {
 		a.DataDir = "caddyhub-data"
@@ -240,6 +242,7 @@ func (a *App) Start() error {
 		}
 	}
 	a.table.Store(a.shared.table)
+	close(a.ready)
 	a.logger.Info("jupyterhub started",
 		zap.Bool("proxy_only", a.ProxyOnly),
 		zap.String("data_dir", a.DataDir),
@@ -273,6 +276,9 @@ func (a *App) release() {
 
 // RouteTable implements caddymodule.App.
 func (a *App) RouteTable() *routetable.Table { return a.table.Load() }
+
+// Ready implements caddymodule.App.
+func (a *App) Ready() <-chan struct{} { return a.ready }
 
 // Hub implements caddymodule.App.
 func (a *App) Hub() caddymodule.Hub {

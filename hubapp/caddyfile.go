@@ -152,8 +152,9 @@ func guestModule(d *caddyfile.Dispenser, namespace, inlineKey string, warnings *
 }
 
 func noArgs(d *caddyfile.Dispenser, v bool) (bool, error) {
+	opt := d.Val()
 	if d.NextArg() {
-		return false, d.Errf("%s takes no arguments", d.Val())
+		return false, d.Errf("%s takes no arguments", opt)
 	}
 	return v, nil
 }
