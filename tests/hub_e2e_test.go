@@ -201,6 +201,7 @@ func hubCaddyfile(dir string, public, hubAPI, proxyAPI int, args string) string 
 		proxy_api 127.0.0.1:%[3]d
 		hub_api 127.0.0.1:%[4]d
 		cookie_secret_file %[1]s/cookie_secret
+		allow_named_servers
 		authenticator dummy {
 			password s3cret-pass
 			allowed_users alice bob
@@ -306,6 +307,41 @@ func TestHubSingleuserE2E(t *testing.T) {
 	t.Logf("bob's way to alice's server: %v", bob.visits)
 	if resp, _ := bob.do("GET", "/user/alice/api/status", nil, nil); resp.StatusCode == http.StatusOK {
 		t.Fatalf("bob reached alice's API")
+	}
+
+	// A named server: its own client (jupyterhub-user-alice-gpu), prefix and route, started through
+	// the REST API with the login cookie and the XSRF header.
+	_, home = alice.do("GET", "/hub/home", nil, nil)
+	xsrf = hubFormXSRF(t, home)
+	resp, body = alice.do("POST", "/hub/api/users/alice/servers/gpu", nil, http.Header{"X-Xsrftoken": {xsrf}})
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("starting alice's named server: %d %s", resp.StatusCode, body)
+	}
+	resp, stream := alice.do("GET", "/hub/api/users/alice/servers/gpu/progress?_xsrf="+url.QueryEscape(xsrf), nil, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(stream, `"url":"/user/alice/gpu/"`) {
+		t.Fatalf("named server progress: %d %s\n%s", resp.StatusCode, stream, inst.Log())
+	}
+	resp, body = alice.do("GET", "/user/alice/gpu/api/status", nil, nil)
+	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusOK {
+		t.Fatalf("named server API before its OAuth login: %d %s", resp.StatusCode, body)
+	}
+	resp, body = alice.do("GET", "/user/alice/gpu/tree", nil, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(strings.Join(alice.visits, " "), "client_id=jupyterhub-user-alice-gpu") {
+		t.Fatalf("named server via OAuth: %d %v %.300s", resp.StatusCode, alice.visits, body)
+	}
+	if resp, body := alice.do("GET", "/user/alice/gpu/api/status", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("named server api/status: %d %s", resp.StatusCode, body)
+	}
+	resp, body = alice.do("DELETE", "/hub/api/users/alice/servers/gpu", url.Values{}, http.Header{"X-Xsrftoken": {xsrf}, "Content-Type": {"application/json"}})
+	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("stopping alice's named server: %d %s", resp.StatusCode, body)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for len(singleuserPIDs(t, hubAPI, "alice")) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's named server still runs after its stop: %v", singleuserPIDs(t, hubAPI, "alice"))
+		}
+		time.Sleep(100 * time.Millisecond) // polling a condition with a deadline
 	}
 
 	// Logout revokes: the hub deletes the session's OAuth tokens and clears jupyterhub-session-id,
