@@ -359,16 +359,15 @@ func (s *setCookieRecorder) cookies() []string {
 
 // tlsHub is a caddy running the hub with automatic HTTPS.
 type tlsHub struct {
-	t           *testing.T
-	dir         string
-	httpPort    int
-	httpsPort   int
-	hubAPI      int
-	inst        *Instance
-	roots       *x509.CertPool
-	subdomain   bool
-	setCookies  *setCookieRecorder
-	extraGlobal string
+	t          *testing.T
+	dir        string
+	httpPort   int
+	httpsPort  int
+	hubAPI     int
+	inst       *Instance
+	roots      *x509.CertPool
+	subdomain  bool
+	setCookies *setCookieRecorder
 }
 
 const tlsPassword = "tls-e2e-pass"
