@@ -32,6 +32,7 @@ type testAppState struct {
 	table       *routetable.Table
 	hub         Hub
 	errorTarget string
+	ready       chan struct{} // nil: started
 }
 
 var appState atomic.Pointer[testAppState]
@@ -49,10 +50,16 @@ func (testApp) RouteTable() *routetable.Table {
 	}
 	return nil
 }
+
 // closedReady makes the test app count as started at once.
 var closedReady = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-func (testApp) Ready() <-chan struct{} { return closedReady }
+func (testApp) Ready() <-chan struct{} {
+	if s := appState.Load(); s != nil && s.ready != nil {
+		return s.ready
+	}
+	return closedReady
+}
 func (testApp) Hub() Hub {
 	if s := appState.Load(); s != nil && s.hub != nil {
 		return s.hub
@@ -545,5 +552,41 @@ func TestHandlerHTTPSTarget(t *testing.T) {
 	}
 	if h := gotHost.Load(); h == nil || *h != strings.TrimPrefix(base, "http://") {
 		t.Errorf("https target saw Host %v, want the client's %s", h, strings.TrimPrefix(base, "http://"))
+	}
+}
+
+// TestHandlerWaitsForApp checks that a request arriving before the app is
+// ready waits for it and is then routed, rather than refused.
+func TestHandlerWaitsForApp(t *testing.T) {
+	alice := newBackend(t, "alice")
+	tb := routetable.New()
+	addRoute(t, tb, "/user/alice", alice.URL)
+	ready := make(chan struct{})
+	base := startCaddy(t, &testAppState{table: tb, ready: ready}, `{"handler": "jupyterhub"}`)
+
+	impatient := &http.Client{Timeout: 300 * time.Millisecond}
+	if resp, err := impatient.Get(base + "/user/alice/x"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("request answered %d before the app was ready", resp.StatusCode)
+	}
+	done := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(base + "/user/alice/x")
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		done <- string(b)
+	}()
+	close(ready)
+	select {
+	case body := <-done:
+		if !strings.Contains(body, `"Backend":"alice"`) {
+			t.Errorf("after ready: %q", body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("request still waiting after the app became ready")
 	}
 }
