@@ -285,7 +285,9 @@ func (h *Hub) startServer(user *store.User, serverName string, userOptions map[s
 	}
 	if rec != nil && rec.Ready {
 		// Notice a server that died since the last poll (poll_and_notify).
-		alive, perr := h.spawner.Poll(context.Background(), rec.State)
+		pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		alive, perr := h.spawner.Poll(pctx, rec.State)
+		cancel()
 		if perr == nil && alive {
 			return false, &serverError{Status: http.StatusBadRequest, Msg: logName(name, serverName) + " is already running"}
 		}
@@ -327,7 +329,8 @@ func (h *Hub) startServer(user *store.User, serverName string, userOptions map[s
 	clientID := oauthClientID(name, serverName)
 	now := time.Now().UTC()
 	err = h.store.Update(func(tx *store.Txn) error {
-		if err := tx.DeleteServerTokens(name, serverName); err != nil {
+		// Whatever an earlier run of this server left (its token, client, OAuth tokens) goes first.
+		if err := h.revokeServerCredentials(tx, name, serverName); err != nil {
 			return err
 		}
 		tok := &store.Token{
