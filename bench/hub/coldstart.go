@@ -121,9 +121,10 @@ func populate(dir, testserver string, users, running, real int) ([]*exec.Cmd, er
 	_ = gone.Wait()
 	var cmds []*exec.Cmd
 	servers := make([]*store.Server, running)
+	ports := freePorts(running)
 	for i := range running {
 		name := userName(i)
-		port := freePort()
+		port := ports[i]
 		state := localState{PID: gone.Process.Pid, StartTicks: goneTicks, BootID: bootID, Port: port}
 		if i < real {
 			cmd := exec.Command(testserver)

@@ -50,6 +50,22 @@ func (h *hub) rss() (int64, int) {
 	})
 }
 
+// anon returns the hub's anonymous resident memory (RssAnon: heap, stacks; not the mapped binary).
+func (h *hub) anon() int64 {
+	if h.ours {
+		return procStatus(h.proc.pid(), "RssAnon")
+	}
+	var total int64
+	for _, pid := range append([]int{h.proc.pid()}, descendants(h.proc.pid())...) {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		cmd := strings.ReplaceAll(string(b), "\x00", " ")
+		if strings.Contains(cmd, "jupyterhub ") || strings.Contains(cmd, "configurable-http-proxy") {
+			total += procStatus(pid, "RssAnon")
+		}
+	}
+	return total
+}
+
 func quoteList(list []string) string {
 	q := make([]string, len(list))
 	for i, s := range list {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,11 @@ import (
 // memResult is scenario 5: resident memory of the hub idle and with many users and routes.
 type memResult struct {
 	oursIdle, jhIdle int64
+	oursIdleAnon     int64 // RssAnon: what the process allocated, without the mapped binary
+	jhIdleAnon       int64
+	plainIdle        int64 // the same binary serving only `respond "ok"`: Caddy's own floor
+	plainIdleAnon    int64
+	oursBigAnon      int64
 	jhProcs          int
 	oursBig          int64 // after users + routes
 	oursBigListed    int64 // after walking the full user list too
@@ -44,8 +50,17 @@ func benchMemory(bin, tmp string, n int) (*memResult, error) {
 	} else {
 		settle(jh)
 		res.jhIdle, res.jhProcs = jh.rss()
+		res.jhIdleAnon = jh.anon()
 		jh.stop()
 		log.Printf("memory: JupyterHub 3.0 + CHP idle %s (%d processes)", fmtMB(res.jhIdle), res.jhProcs)
+	}
+	if p, err := startPlain(bin, filepath.Join(tmp, "mem-plain")); err != nil {
+		log.Printf("memory: plain caddy: %v", err)
+	} else {
+		time.Sleep(3 * time.Second)
+		res.plainIdle, res.plainIdleAnon = vmRSS(p.pid()), procStatus(p.pid(), "RssAnon")
+		p.stop(10 * time.Second)
+		log.Printf("memory: the same binary with only a respond site %s (anonymous %s)", fmtMB(res.plainIdle), fmtMB(res.plainIdleAnon))
 	}
 	ours, err := startOurs(bin, filepath.Join(tmp, "mem-ours"), opts)
 	if err != nil {
@@ -54,6 +69,7 @@ func benchMemory(bin, tmp string, n int) (*memResult, error) {
 	defer ours.stop()
 	settle(ours)
 	res.oursIdle, _ = ours.rss()
+	res.oursIdleAnon = ours.anon()
 	log.Printf("memory: CaddyHub idle %s", fmtMB(res.oursIdle))
 
 	names := make([]string, n)
@@ -94,6 +110,7 @@ func benchMemory(bin, tmp string, n int) (*memResult, error) {
 	log.Printf("memory: added %d routes through the proxy API in %s", n, fmtDur(res.addRoutes))
 	time.Sleep(2 * time.Second)
 	res.oursBig, _ = ours.rss()
+	res.oursBigAnon = ours.anon()
 
 	// Walk the whole user list, as an admin page or a culler does.
 	began = time.Now()
@@ -116,4 +133,26 @@ func benchMemory(bin, tmp string, n int) (*memResult, error) {
 	log.Printf("memory: CaddyHub with %d users and routes %s; after listing %d users (%s) %s", n,
 		fmtMB(res.oursBig), res.listedUsers, fmtDur(res.listUsers), fmtMB(res.oursBigListed))
 	return res, nil
+}
+
+// startPlain runs our binary with a site that only answers "ok": no jupyterhub app.
+func startPlain(bin, dir string) (*proc, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	port, admin := freePort(), freePort()
+	cf := fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n\tpersist_config off\n}\nhttp://127.0.0.1:%d {\n\trespond \"ok\"\n}\n", admin, port)
+	cfPath := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cfPath, []byte(cf), 0o600); err != nil {
+		return nil, err
+	}
+	p, err := startProc("caddy-plain", dir, []string{"HOME=" + dir}, bin, "run", "--config", cfPath, "--adapter", "caddyfile")
+	if err != nil {
+		return nil, err
+	}
+	if err := waitStatus(fmt.Sprintf("http://127.0.0.1:%d/", port), 200, p, 60*time.Second); err != nil {
+		p.stop(5 * time.Second)
+		return nil, err
+	}
+	return p, nil
 }

@@ -173,13 +173,16 @@ func descendants(pid int) []int {
 }
 
 // vmRSS returns VmRSS of pid in bytes (0 if gone).
-func vmRSS(pid int) int64 {
+func vmRSS(pid int) int64 { return procStatus(pid, "VmRSS") }
+
+// procStatus returns a "kB" field of /proc/<pid>/status (VmRSS, RssAnon, RssFile) in bytes.
+func procStatus(pid int, field string) int64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			return kb << 10
 		}
@@ -209,6 +212,26 @@ func freePort() int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// freePorts returns n distinct ports that were free a moment ago (all held open until all are picked).
+func freePorts(n int) []int {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(fmt.Sprintf("no free port: %v", err)) // loopback is broken; nothing here can run
+		}
+		lns = append(lns, ln)
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+	}
+	return ports
 }
 
 // rawClient does not follow redirects and keeps connections alive.

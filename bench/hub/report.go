@@ -134,9 +134,13 @@ func (r *report) markdown() string {
 		p("## 2. Concurrent spawns of a trivial server\n\n")
 		p("Command: `spawners/internal/testserver` (JupyterHub: through `/bin/sh -c 'exec testserver'`, which drops the `--port` argument JupyterHub adds). Users created with POST /hub/api/users; each spawn is POST /hub/api/users/<name>/server with the admin service token, then GET /user/<name>/ through the public port until the server's own 200 (polled every 5 ms for single spawns, 50 ms for the concurrent ones).\n\n")
 		p("| | one spawn (min / **median** / max) | %d at once: all ready | slowest / median one | failed | ratio all ÷ one | hub RSS with all running |\n|---|---|---|---|---|---|---|\n", *spawnsFlag)
-		for _, name := range []string{oursName, jhName} {
+		for _, name := range []string{directName, oursName, jhName} {
 			s := r.spawn[name]
 			if s == nil {
+				continue
+			}
+			if name == directName {
+				p("| %s | %s | **%s** | | | %.1f× | |\n", name, spread(s.single), fmtDur(s.all), float64(s.all)/float64(max(medianDur(s.single), 1)))
 				continue
 			}
 			one := medianDur(s.single)
@@ -191,12 +195,16 @@ func (r *report) markdown() string {
 
 	if m := r.mem; m != nil {
 		p("## 5. Resident memory (VmRSS)\n\n")
-		p("| | VmRSS | target |\n|---|---|---|\n")
-		p("| CaddyHub idle (fresh data_dir, after start + one login page) | **%s** | ≤ 60 MB: %s |\n", fmtMB(m.oursIdle), verdict(m.oursIdle <= 60<<20))
-		p("| CaddyHub with %d users and %d routes | **%s** | ≤ 120 MB: %s |\n", m.users, m.routes, fmtMB(m.oursBig), verdict(m.oursBig <= 120<<20))
+		p("VmRSS from /proc/<pid>/status (JupyterHub: jupyterhub + configurable-http-proxy processes summed, users' servers excluded); in brackets RssAnon, the memory the processes allocated themselves, without mapped files such as the executable.\n\n")
+		p("| | VmRSS (RssAnon) | target |\n|---|---|---|\n")
+		p("| CaddyHub idle (fresh data_dir, after start + one login page) | **%s** (%s) | ≤ 60 MB: %s |\n", fmtMB(m.oursIdle), fmtMB(m.oursIdleAnon), verdict(m.oursIdle <= 60<<20))
+		if m.plainIdle > 0 {
+			p("| the same binary with only a `respond \"ok\"` site (no jupyterhub app): Caddy's floor | %s (%s) | |\n", fmtMB(m.plainIdle), fmtMB(m.plainIdleAnon))
+		}
+		p("| CaddyHub with %d users and %d routes | **%s** (%s) | ≤ 120 MB: %s |\n", m.users, m.routes, fmtMB(m.oursBig), fmtMB(m.oursBigAnon), verdict(m.oursBig <= 120<<20))
 		p("| … after walking the whole user list (%d users, %s) | %s | ≤ 120 MB: %s |\n", m.listedUsers, fmtDur(m.listUsers), fmtMB(m.oursBigListed), verdict(m.oursBigListed <= 120<<20))
 		if m.jhErr == "" {
-			p("| JupyterHub 3.0 + CHP idle (sum of %d processes) | **%s** | |\n", m.jhProcs, fmtMB(m.jhIdle))
+			p("| JupyterHub 3.0 + CHP idle (sum of %d processes) | **%s** (%s) | |\n", m.jhProcs, fmtMB(m.jhIdle), fmtMB(m.jhIdleAnon))
 		} else {
 			p("| JupyterHub 3.0 + CHP idle | failed: %s | |\n", m.jhErr)
 		}

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"log"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -104,9 +108,18 @@ func benchSpawns(h *hub, rounds, n int) (*spawnResult, error) {
 	return res, nil
 }
 
+// directName labels the no-hub floor in scenario 2's results.
+const directName = "no hub (test server started directly)"
+
 // runSpawns starts each hub with the trivial test server as its command and runs scenario 2.
 func runSpawns(bin, tmp, testserver string, rounds, n int) (map[string]*spawnResult, error) {
 	out := map[string]*spawnResult{}
+	single, all, err := directStarts(testserver, rounds, n)
+	if err != nil {
+		return nil, fmt.Errorf("test servers without a hub: %w", err)
+	}
+	out[directName] = &spawnResult{single: single, all: all}
+	log.Printf("spawn: no hub: one test server answers in %s (median), %d at once all in %s", fmtDur(medianDur(single)), n, fmtDur(all))
 	ours, err := startOurs(bin, filepath.Join(tmp, "spawn-ours"), hubOptions{cmd: []string{testserver}, cleanup: true})
 	if err != nil {
 		return nil, err
@@ -134,4 +147,88 @@ func runSpawns(bin, tmp, testserver string, rounds, n int) (map[string]*spawnRes
 	}
 	out[jh.name] = r
 	return out, nil
+}
+
+// directStarts is the machine's floor for scenario 2: the test server started by the benchmark
+// itself (no hub), one at a time (rounds) and n at once, each timed until it answers 200.
+func directStarts(testserver string, rounds, n int) (single []time.Duration, all time.Duration, err error) {
+	c := rawClient()
+	c.Timeout = 10 * time.Second
+	startOne := func(i int, poll time.Duration) (time.Duration, error) {
+		port := freePort()
+		name := fmt.Sprintf("d%03d", i)
+		url := fmt.Sprintf("http://127.0.0.1:%d/user/%s/", port, name)
+		began := time.Now()
+		cmd := exec.Command(testserver)
+		cmd.Env = append(os.Environ(), "JUPYTERHUB_SERVICE_URL="+url, "JUPYTERHUB_SERVICE_PREFIX=/user/"+name+"/")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		defer func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() }()
+		deadline := began.Add(120 * time.Second)
+		for {
+			if resp, err := c.Get(url); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return time.Since(began), nil
+				}
+			}
+			if time.Now().After(deadline) {
+				return 0, fmt.Errorf("test server %s did not answer within 120s", name)
+			}
+			time.Sleep(poll)
+		}
+	}
+	for r := range rounds {
+		d, err := startOne(r, 5*time.Millisecond)
+		if err != nil {
+			return nil, 0, err
+		}
+		single = append(single, d)
+	}
+	// All at once; each is killed only after all have answered.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	release := make(chan struct{})
+	ports := freePorts(n)
+	began := time.Now()
+	var firstErr error
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			port := ports[i]
+			name := fmt.Sprintf("d%03d", i)
+			url := fmt.Sprintf("http://127.0.0.1:%d/user/%s/", port, name)
+			cmd := exec.Command(testserver)
+			cmd.Env = append(os.Environ(), "JUPYTERHUB_SERVICE_URL="+url, "JUPYTERHUB_SERVICE_PREFIX=/user/"+name+"/")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+			if err := cmd.Start(); err != nil {
+				mu.Lock()
+				firstErr = cmp.Or(firstErr, err)
+				mu.Unlock()
+				wg.Done()
+				return
+			}
+			for time.Since(began) < 120*time.Second {
+				if resp, err := c.Get(url); err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == 200 {
+						break
+					}
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			mu.Lock()
+			all = max(all, time.Since(began))
+			mu.Unlock()
+			wg.Done()
+			<-release
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+		}()
+	}
+	wg.Wait()
+	close(release)
+	return single, all, firstErr
 }
