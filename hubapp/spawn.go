@@ -440,13 +440,14 @@ func (h *Hub) runSpawn(key string, op *serverOp, req *spawners.StartRequest) {
 	h.finishOp(key, op, err)
 }
 
-// finishOp ends an op; a failed spawn leaves the server inactive.
+// finishOp ends an op; a failed spawn and a successful stop leave the server inactive (a failed
+// stop leaves it running).
 func (h *Hub) finishOp(key string, op *serverOp, err error) {
 	h.rt.mu.Lock()
 	if h.rt.ops[key] == op {
 		delete(h.rt.ops, key)
 	}
-	if err != nil || op.kind == "stop" {
+	if (op.kind == "spawn") == (err != nil) {
 		delete(h.rt.active, key)
 	}
 	h.rt.mu.Unlock()

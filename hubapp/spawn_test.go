@@ -855,6 +855,12 @@ func TestStopFailureKeepsServerReachable(t *testing.T) {
 	if s := getServer(t, h, "alice", ""); !s.Ready || s.Pending != "" || s.State == nil {
 		t.Fatalf("record after a failed stop: %+v", s)
 	}
+	h.rt.mu.Lock()
+	_, active := h.rt.active["alice/"]
+	h.rt.mu.Unlock()
+	if !active {
+		t.Fatal("a server that could not be stopped no longer counts as active")
+	}
 	if rec := apiDo(t, h, "DELETE", "/hub/api/users/alice/server", userToken(t, h, "alice"), ""); rec.Code != http.StatusInternalServerError {
 		t.Fatalf("API stop failing: %d %s", rec.Code, rec.Body)
 	}
