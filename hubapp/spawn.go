@@ -550,7 +550,7 @@ func deleteServerCredentials(tx *store.Txn, user, server string, toks []*store.T
 }
 
 // stopServer stops user's server and waits for it (or for ctx). Stopping a server that is not
-// running is not an error. A named server's record stays; see stopServerOpts to remove it.
+// running is not an error. A named server's record stays; beginStop with remove deletes it.
 func (h *Hub) stopServer(ctx context.Context, user *store.User, serverName string) error {
 	op, err := h.beginStop(user.Name, serverName, false)
 	if err != nil || op == nil {
@@ -573,7 +573,11 @@ func (h *Hub) beginStop(user, server string, remove bool) (*serverOp, error) {
 		h.rt.mu.Unlock()
 		if cur.kind == "stop" {
 			if remove {
-				go func() { <-cur.done; h.removeServerRecord(user, server) }()
+				go func() {
+					if <-cur.done; cur.err == nil {
+						h.removeServerRecord(user, server)
+					}
+				}()
 			}
 			return cur, nil
 		}
