@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -162,17 +163,36 @@ func (h *Hub) certificateInfo() []CertificateInfo {
 const parseEvery = time.Minute
 
 func (r *certRegistry) info(st certmagic.Storage) []CertificateInfo {
+	// Read expiries from storage without holding the lock: certificate events (which take it)
+	// must not wait for storage I/O.
+	now := time.Now()
+	if st != nil {
+		type due struct{ name, path string }
+		var todo []due
+		r.mu.Lock()
+		for name, rec := range r.names {
+			if now.Sub(rec.parsedAt) > parseEvery {
+				todo = append(todo, due{name, rec.certPath})
+				rec.parsedAt = now // one reader at a time per name
+			}
+		}
+		r.mu.Unlock()
+		for _, d := range todo {
+			na, err := readNotAfter(st, d.name, d.path)
+			if err != nil {
+				continue
+			}
+			r.mu.Lock()
+			if rec := r.names[d.name]; rec != nil && rec.certPath == d.path {
+				rec.notAfter = na
+			}
+			r.mu.Unlock()
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make([]CertificateInfo, 0, len(r.names))
-	now := time.Now()
 	for name, rec := range r.names {
-		if st != nil && now.Sub(rec.parsedAt) > parseEvery {
-			if na, err := readNotAfter(st, name, rec.certPath); err == nil {
-				rec.notAfter = na
-			}
-			rec.parsedAt = now
-		}
 		ci := CertificateInfo{Name: name, Issuer: rec.issuer, Renewals: rec.renewals, LastError: rec.lastError}
 		if !rec.notAfter.IsZero() {
 			t := rec.notAfter
@@ -188,15 +208,7 @@ func (r *certRegistry) info(st certmagic.Storage) []CertificateInfo {
 		}
 		out = append(out, ci)
 	}
-	slices.SortFunc(out, func(a, b CertificateInfo) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b CertificateInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 

@@ -2,9 +2,15 @@ package hubapp
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -310,5 +316,31 @@ func TestCertCollector(t *testing.T) {
 	}
 	if !found {
 		t.Error("no last-error gauge for metrics.test")
+	}
+}
+
+func TestCertificateExpiryFromStorage(t *testing.T) {
+	st := &certmagic.FileStorage{Path: t.TempDir()}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	notAfter := time.Now().Add(90 * 24 * time.Hour).Truncate(time.Second).UTC()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"store.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	// Under some issuer's directory, found without a recorded path (cached_managed_cert).
+	if err := st.Store(context.Background(), certmagic.StorageKeys.SiteCert("acme.example-directory", "store.test"), pemBytes); err != nil {
+		t.Fatal(err)
+	}
+	r := &certRegistry{names: map[string]*certRecord{}}
+	r.record("cached_managed_cert", map[string]any{"sans": []string{"store.test", "missing.test"}}, time.Now(), nil)
+	got := r.info(st)
+	if len(got) != 2 || got[1].Name != "store.test" || got[1].NotAfter == nil || !got[1].NotAfter.Equal(notAfter) {
+		t.Fatalf("info = %+v, want store.test expiring %s", got, notAfter)
+	}
+	if got[0].NotAfter != nil {
+		t.Errorf("missing.test has an expiry: %v", got[0].NotAfter)
 	}
 }
