@@ -427,12 +427,24 @@ func (h *Hub) redirectToUserServer(w http.ResponseWriter, r *http.Request, pr *p
 		return
 	}
 	q.Set("redirects", strconv.Itoa(n+1))
-	target := h.webServerURL(name, "") + escapePathSegments(rest) + "?" + q.Encode()
+	target := h.webServerURL(name, "") + rawPathAfter(r, h.prefix+"user/", 1, rest) + "?" + q.Encode()
 	http.Redirect(w, r, target, http.StatusFound)
 }
 
-func escapePathSegments(p string) string {
-	segs := strings.Split(p, "/")
+// rawPathAfter returns the request's path after prefix and skip more segments, as the client
+// encoded it (so that %2F, %3A and the like reach the server unchanged); decoded is the same part
+// as the mux decoded it, re-escaped segment by segment when the raw path cannot be used.
+func rawPathAfter(r *http.Request, prefix string, skip int, decoded string) string {
+	if p, ok := strings.CutPrefix(r.URL.EscapedPath(), prefix); ok {
+		for range skip {
+			_, p, ok = strings.Cut(p, "/")
+			if !ok {
+				return ""
+			}
+		}
+		return p
+	}
+	segs := strings.Split(decoded, "/")
 	for i, s := range segs {
 		segs[i] = url.PathEscape(s)
 	}
@@ -479,7 +491,7 @@ func wantsJSON(r *http.Request) bool {
 // serveUserRedirect is GET /hub/user-redirect/{path}: the same link works for every user, sending
 // each to their own server (/user/<me>/<path>?<query>).
 func (h *Hub) serveUserRedirect(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
-	target := h.webServerURL(pr.user.Name, "") + escapePathSegments(r.PathValue("path"))
+	target := h.webServerURL(pr.user.Name, "") + rawPathAfter(r, h.prefix+"user-redirect/", 0, r.PathValue("path"))
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
 	}

@@ -51,6 +51,7 @@ func TestPagesLoggedIn(t *testing.T) {
 		{path: "/hub/spawn-pending/alice", status: http.StatusOK, contains: []string{"Server not running", "Launch server"}},
 		{path: "/hub/user/alice/tree/x.ipynb", status: http.StatusFailedDependency, contains: []string{"not running", `action="/hub/spawn/alice?next=%2Fhub%2Fuser%2Falice%2Ftree%2Fx.ipynb"`}},
 		{path: "/hub/user-redirect/lab/tree/a.ipynb?kernel=py", status: http.StatusFound, location: "/user/alice/lab/tree/a.ipynb?kernel=py"},
+		{path: "/hub/user-redirect/files/a%3Ab%2Fc%20d.txt", status: http.StatusFound, location: "/user/alice/files/a%3Ab%2Fc%20d.txt"},
 		{path: "/hub/error/503", status: http.StatusServiceUnavailable, contains: []string{serverDownMessage, `href="/hub/home"`}},
 		{path: "/hub/error/404", status: http.StatusNotFound},
 		{path: "/hub/error/nonsense", status: http.StatusNotFound},
@@ -194,6 +195,9 @@ func TestHubUserStates(t *testing.T) {
 	r = wh.do(t, c, "GET", "/hub/user/alice/lab/tree/a%20b.ipynb?x=1", nil)
 	if r.status != http.StatusFound || r.header.Get("Location") != "/user/alice/lab/tree/a%20b.ipynb?redirects=1&x=1" {
 		t.Errorf("ready: %d %q", r.status, r.header.Get("Location"))
+	}
+	if r := wh.do(t, c, "GET", "/hub/user/alice/files/a%2Fb", nil); r.header.Get("Location") != "/user/alice/files/a%2Fb?redirects=1" {
+		t.Errorf("ready, encoded slash: %q", r.header.Get("Location"))
 	}
 	if r := wh.do(t, c, "GET", "/hub/user/alice/lab?redirects=4", nil); r.status != http.StatusInternalServerError || !strings.Contains(r.body, "Redirect loop") {
 		t.Errorf("redirect loop: %d", r.status)
