@@ -590,3 +590,22 @@ func TestHandlerWaitsForApp(t *testing.T) {
 		t.Fatal("request still waiting after the app became ready")
 	}
 }
+
+func TestHandlerUnixSocketTarget(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "alice.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Skipf("unix sockets unavailable: %v", err)
+	}
+	backend := &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "unix backend %s", r.RequestURI)
+	})}}
+	backend.Start()
+	t.Cleanup(backend.Close)
+	tb := routetable.New()
+	addRoute(t, tb, "/user/alice", "http+unix://"+url.PathEscape(sock))
+	base := startCaddy(t, &testAppState{table: tb}, `{"handler": "jupyterhub"}`)
+	if status, body, _ := get(t, base+"/user/alice/api?x=1", ""); status != 200 || body != "unix backend /user/alice/api?x=1" {
+		t.Errorf("unix socket target: %d %q", status, body)
+	}
+}

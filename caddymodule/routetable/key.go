@@ -77,6 +77,11 @@ func firstSegment(p string) string {
 
 // parseTarget checks target and fills the route's upstream fields.
 func parseTarget(r *Route, target string) error {
+	for _, prefix := range []string{"http+unix://", "unix+http://"} {
+		if rest, ok := strings.CutPrefix(target, prefix); ok {
+			return parseUnixTarget(r, target, rest)
+		}
+	}
 	u, err := url.Parse(target)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidTarget, err)
@@ -97,6 +102,31 @@ func parseTarget(r *Route, target string) error {
 	}
 	r.scheme = u.Scheme
 	r.dial = net.JoinHostPort(host, port)
+	r.prependPath = strings.TrimRight(u.Path, "/")
+	if r.prependPath != "" {
+		r.prependRawPath = strings.TrimRight(u.EscapedPath(), "/")
+	}
+	return nil
+}
+
+// parseUnixTarget handles configurable-http-proxy's unix socket targets,
+// "http+unix://%2Fpath%2Fto%2Fserver.sock[/path]": the socket path is the
+// percent-encoded host.
+func parseUnixTarget(r *Route, target, rest string) error {
+	host, p := rest, ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		host, p = rest[:i], rest[i:]
+	}
+	sock, err := url.PathUnescape(host)
+	if err != nil || !strings.HasPrefix(sock, "/") {
+		return fmt.Errorf("%w: %q: want http+unix://<percent-encoded absolute socket path>", ErrInvalidTarget, target)
+	}
+	u, err := url.Parse("http://localhost" + p)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidTarget, err)
+	}
+	r.scheme = "http"
+	r.dial = "unix/" + sock // a Caddy network address
 	r.prependPath = strings.TrimRight(u.Path, "/")
 	if r.prependPath != "" {
 		r.prependRawPath = strings.TrimRight(u.EscapedPath(), "/")

@@ -96,8 +96,9 @@ func (r *Route) IsHostRoute() bool { return r.hostRoute }
 // Scheme returns the target's scheme, "http" or "https".
 func (r *Route) Scheme() string { return r.scheme }
 
-// Dial returns the target's network address, host:port (the scheme's default
-// port filled in).
+// Dial returns the target's network address in Caddy's form: host:port (the
+// scheme's default port filled in), or unix/<socket path> for an http+unix
+// target.
 func (r *Route) Dial() string { return r.dial }
 
 // PrependPath returns the target's path without a trailing slash, decoded and
