@@ -124,7 +124,7 @@ func (h *Hub) serveProgress(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "")
 		return
 	}
-	url := h.serverPrefix(name, server)
+	url := h.userOrigin(name) + h.serverPrefix(name, server)
 	readyEvent := map[string]any{
 		"progress": 100, "ready": true, "url": url,
 		"message":      "Server ready at " + url,

@@ -128,14 +128,9 @@ func (h *Hub) serverPrefix(user, server string) string {
 	return p
 }
 
-// routeKey is the route of a user's server in the table: "<base>user/<name>[/<server>]" (hubmap.md).
-func (h *Hub) routeKey(user, server string) string {
-	k := h.base + "user/" + user
-	if server != "" {
-		k += "/" + server
-	}
-	return k
-}
+// routeKey is the route of a user's server in the table: "<base>user/<name>[/<server>]" (hubmap.md),
+// host-routed under subdomain_host (subdomain.go).
+func (h *Hub) routeKey(user, server string) string { return h.subdomainRouteKey(user, server) }
 
 // oauthClientID is the server's OAuth client id, also the cookie name the server uses
 // (user.py _new_spawner: quote() with its default safe "/").
@@ -188,14 +183,8 @@ func (h *Hub) serverAPIURL() string {
 	return "http://" + net.JoinHostPort(host, port) + path
 }
 
-// publicHost is JUPYTERHUB_HOST: the subdomain host as an origin, or "" on one origin.
-func (h *Hub) publicHost() string {
-	s := h.app.SubdomainHost
-	if s == "" || strings.Contains(s, "://") {
-		return s
-	}
-	return "https://" + s
-}
+// publicHost is JUPYTERHUB_HOST: the hub's origin under subdomain_host, "" on one origin.
+func (h *Hub) publicHost() string { return h.hubOrigin() }
 
 // serverEnv builds the JUPYTERHUB_* variables of spec §2.1 (spawner.py Spawner.get_env) for one
 // server; the spawner adds JUPYTERHUB_SERVICE_URL, env_keep, the options' environment and the account.
@@ -225,13 +214,7 @@ func (h *Hub) serverEnv(user, server, apiToken string) map[string]string {
 // oauthCallbackURL is the server's registered redirect_uri: its prefix + "oauth_callback", with the
 // user's origin in front when subdomain_host is set (user.url).
 func (h *Hub) oauthCallbackURL(user, server string) string {
-	u := h.serverPrefix(user, server) + "oauth_callback"
-	if h.app.SubdomainHost != "" {
-		host := h.publicHost()
-		scheme, rest, _ := strings.Cut(host, "://")
-		u = scheme + "://" + strings.ToLower(escapePath(user)) + "." + rest + u
-	}
-	return u
+	return h.userOrigin(user) + h.serverPrefix(user, server) + "oauth_callback"
 }
 
 // serverDescription is the OAuth client's description, "Server at /user/alice/".
@@ -428,7 +411,7 @@ func (h *Hub) runSpawn(key string, op *serverOp, req *spawners.StartRequest) {
 			zap.Duration("after", time.Since(began)), zap.String("reason", err.Error()))
 		op.progress.finish(map[string]any{"progress": 100, "failed": true, "message": "Spawn failed: " + err.Error()})
 	} else {
-		url := h.serverPrefix(req.User, req.ServerName)
+		url := h.userOrigin(req.User) + h.serverPrefix(req.User, req.ServerName)
 		h.logger.Info("server ready", zap.String("user", req.User), zap.String("server", req.ServerName),
 			zap.String("target", srv.URL), zap.Duration("took", time.Since(began)))
 		op.progress.finish(map[string]any{

@@ -914,3 +914,27 @@ func TestProgressKeepalive(t *testing.T) {
 		t.Fatalf("progress after a failure: %d %s", rec.Code, rec.Body)
 	}
 }
+
+func TestSubdomainRoutes(t *testing.T) {
+	sp := newFakeSpawner()
+	h := newTestHub(t, sp, func(a *App) { a.SubdomainHost = "https://hub.example.org" })
+	alice := mustUser(t, h, "alice", false)
+	if _, err := h.startServer(alice, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if h.table.Get("/alice.hub.example.org/user/alice") == nil || h.table.Get("/user/alice") != nil {
+		t.Fatalf("routes under subdomain_host: %v", h.table.All())
+	}
+	if r := h.table.Lookup("hub.example.org", "/user/alice/tree"); r != nil {
+		t.Fatalf("alice's server is reachable on the hub's origin: %s", r.Key())
+	}
+	if ev, _ := h.rt.progress["alice/"].last(); ev["url"] != "https://alice.hub.example.org/user/alice/" {
+		t.Fatalf("ready event url = %v", ev["url"])
+	}
+	if err := h.stopServer(context.Background(), alice, ""); err != nil {
+		t.Fatal(err)
+	}
+	if h.table.Len() != 0 {
+		t.Fatalf("routes left after stop: %d", h.table.Len())
+	}
+}
