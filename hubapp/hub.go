@@ -72,6 +72,9 @@ func (h *Hub) Prefix() string { return h.prefix }
 
 // ServeHTTP implements caddymodule.Hub: requests under the hub's prefix, and requests no route matched.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.guardHost(w, r) {
+		return
+	}
 	p := r.URL.Path
 	switch {
 	case strings.HasPrefix(p, h.prefix) || p+"/" == h.prefix:
