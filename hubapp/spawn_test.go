@@ -938,3 +938,55 @@ func TestSubdomainRoutes(t *testing.T) {
 		t.Fatalf("routes left after stop: %d", h.table.Len())
 	}
 }
+
+// TestReloadDuringSpawn: a new config generation adopting servers while a spawn of the old one is
+// in flight leaves that spawn alone, and stopping the old generation stops no server.
+func TestReloadDuringSpawn(t *testing.T) {
+	release := make(chan struct{})
+	sp := newFakeSpawner()
+	sp.startFn = func(ctx context.Context, req *spawners.StartRequest, _ func(spawners.Event)) (*spawners.Server, error) {
+		<-release
+		sp.mu.Lock()
+		sp.alive["alice/"] = true
+		sp.mu.Unlock()
+		return &spawners.Server{URL: "http://127.0.0.1:1", State: fakeStateOf("alice/")}, nil
+	}
+	old := slowSpawnTimeout
+	slowSpawnTimeout = 10 * time.Millisecond
+	t.Cleanup(func() { slowSpawnTimeout = old })
+	h1 := newTestHub(t, sp, nil)
+	alice := mustUser(t, h1, "alice", false)
+	if pending, err := h1.startServer(alice, "", nil); err != nil || !pending {
+		t.Fatalf("start = %v %v", pending, err)
+	}
+	a1 := h1.app
+	a2 := &App{BaseURL: a1.BaseURL, HubAPI: a1.HubAPI, DataDir: a1.DataDir, CookieSecret: a1.CookieSecret,
+		CookieSecretFile: a1.CookieSecretFile, ConcurrentSpawnLimit: a1.ConcurrentSpawnLimit,
+		logger: a1.logger, spawner: a1.spawner, shared: a1.shared}
+	h2, err := newHub(a2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h2.startSpawn(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h2.stopSpawn(false) })
+	if s := getServer(t, h2, "alice", ""); s.Pending != "spawn" {
+		t.Fatalf("the new generation judged a spawn in flight: %+v", s)
+	}
+	h1.stopSpawn(false)
+	close(release)
+	waitIdle(t, h2, "alice", "")
+	if s := getServer(t, h2, "alice", ""); !s.Ready || h2.table.Get("/user/alice") == nil {
+		t.Fatalf("after the spawn finished: %+v", s)
+	}
+	if len(sp.stops) != 0 {
+		t.Fatalf("a generation's stop stopped servers: %v", sp.stops)
+	}
+	h2.rt.mu.Lock()
+	_, active := h2.rt.active["alice/"]
+	h2.rt.mu.Unlock()
+	if !active {
+		t.Fatal("alice's server is not counted active after the reload")
+	}
+}
