@@ -19,10 +19,10 @@ import (
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
-// singleuserAPIVersion is what GET /hub/api answers and sends as X-JupyterHub-Version: the API of
-// JupyterHub 3.0, whose jupyterhub-singleuser then logs no version-mismatch warning (it compares
-// major.minor only and never refuses to start).
-const singleuserAPIVersion = "3.0.0"
+// singleuserAPIVersion is what GET /hub/api answers and sends as X-JupyterHub-Version: the same
+// version as every other API response (api.go), since the API is JupyterHub 5's. jupyterhub-singleuser
+// 3.x compares major.minor with its own and only logs a warning on a mismatch; it never refuses to start.
+const singleuserAPIVersion = apiJupyterHubVersion
 
 // activityFuture is how far in the future an activity timestamp may lie (JupyterHub: 59 minutes).
 const activityFuture = 59 * time.Minute

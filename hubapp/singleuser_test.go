@@ -15,8 +15,8 @@ func TestAPIVersion(t *testing.T) {
 	h := newTestHub(t, newFakeSpawner(), nil)
 	for _, p := range []string{"/hub/api", "/hub/api/"} {
 		rec := apiDo(t, h, "GET", p, "", "")
-		if rec.Code != http.StatusOK || rec.Header().Get("X-JupyterHub-Version") != "3.0.0" ||
-			strings.TrimSpace(rec.Body.String()) != `{"version":"3.0.0"}` {
+		if rec.Code != http.StatusOK || rec.Header().Get("X-JupyterHub-Version") != apiJupyterHubVersion ||
+			strings.TrimSpace(rec.Body.String()) != `{"version":"`+apiJupyterHubVersion+`"}` {
 			t.Fatalf("GET %s: %d %q %s", p, rec.Code, rec.Header().Get("X-JupyterHub-Version"), rec.Body)
 		}
 	}
