@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -93,22 +92,7 @@ func (h *Hub) servicePID(name string) int {
 }
 
 // hubAPIURL is JUPYTERHUB_API_URL for processes the hub starts.
-func (h *Hub) hubAPIURL() string {
-	if u := strings.TrimRight(h.app.HubConnectURL, "/"); u != "" {
-		if !strings.HasSuffix(u, "/hub") {
-			u += strings.TrimRight(h.base, "/") + "/hub"
-		}
-		return u + "/api"
-	}
-	host, port, err := net.SplitHostPort(h.app.HubAPI)
-	if err != nil {
-		return "http://127.0.0.1:8081" + h.prefix + "api"
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	return "http://" + net.JoinHostPort(host, port) + h.prefix + "api"
-}
+func (h *Hub) hubAPIURL() string { return h.serverAPIURL() }
 
 // serviceEnv is a managed service's environment (JupyterHub's _ServiceSpawner.get_env).
 func (h *Hub) serviceEnv(s *Service, token string) []string {
@@ -191,7 +175,29 @@ func (h *Hub) startServices(st *apiState) error {
 			return err
 		}
 	}
+	h.removeStaleServiceRoutes()
 	return nil
+}
+
+// removeStaleServiceRoutes drops the routes of services no longer configured (or no longer routed).
+func (h *Hub) removeStaleServiceRoutes() {
+	if h.table == nil {
+		return
+	}
+	for _, r := range h.table.All() {
+		name, ok := r.Data()["service"].(string)
+		if hub, _ := r.Data()["jupyterhub"].(bool); !ok || !hub {
+			continue
+		}
+		if s := h.app.service(name); s != nil && s.URL != "" {
+			continue
+		}
+		if _, err := h.table.Delete(r.Key()); err != nil {
+			h.logger.Error("removing the route of a removed service", zap.String("service", name), zap.Error(err))
+		} else {
+			h.logger.Info("removed the route of a removed service", zap.String("service", name))
+		}
+	}
 }
 
 // registerService routes a service with a url and registers its OAuth client.
