@@ -98,13 +98,28 @@ func (s *shared) Destruct() error {
 	return err
 }
 
-// routePersister adapts the store to routetable.Persister.
+// routePersister adapts the store to routetable.BatchPersister.
 type routePersister struct{ st *store.Store }
 
 func (p routePersister) SaveRoute(rec routetable.Record) error {
-	return p.st.SaveRoute(store.Route{Key: rec.Key, Target: rec.Target, Data: rec.Data, LastActivity: rec.LastActivity})
+	return p.st.SaveRoute(storeRoute(rec))
+}
+
+// SaveRoutes makes routePersister a routetable.BatchPersister: concurrent adds share one fsync.
+func (p routePersister) SaveRoutes(recs []routetable.Record) error {
+	routes := make([]store.Route, len(recs))
+	for i, rec := range recs {
+		routes[i] = storeRoute(rec)
+	}
+	return p.st.SaveRoutes(routes)
+}
+
+func storeRoute(rec routetable.Record) store.Route {
+	return store.Route{Key: rec.Key, Target: rec.Target, Data: rec.Data, LastActivity: rec.LastActivity}
 }
 
 func (p routePersister) DeleteRoute(key string) error { return p.st.DeleteRoute(key) }
 
 func (p routePersister) SaveActivity(acts map[string]time.Time) error { return p.st.SaveActivity(acts) }
+
+var _ routetable.BatchPersister = routePersister{}

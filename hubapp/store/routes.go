@@ -24,13 +24,27 @@ const (
 )
 
 // SaveRoute writes a route durably, replacing any route with the same key.
-func (s *Store) SaveRoute(r Route) error {
+func (s *Store) SaveRoute(r Route) error { return s.SaveRoutes([]Route{r}) }
+
+// SaveRoutes writes several routes in one durable transaction (one fsync), all or none. The route
+// table groups concurrent adds into such batches.
+func (s *Store) SaveRoutes(routes []Route) error {
 	return s.Update(func(tx *Txn) error {
-		if err := tx.putJSON(routePrefix+r.Key, r, 0); err != nil {
-			return err
+		for _, r := range routes {
+			if err := tx.PutRouteRecord(r); err != nil {
+				return err
+			}
 		}
-		return tx.putRaw(routeActPrefix+r.Key, encodeTime(r.LastActivity), 0)
+		return nil
 	})
+}
+
+// PutRouteRecord writes a route inside a transaction.
+func (tx *Txn) PutRouteRecord(r Route) error {
+	if err := tx.putJSON(routePrefix+r.Key, r, 0); err != nil {
+		return err
+	}
+	return tx.putRaw(routeActPrefix+r.Key, encodeTime(r.LastActivity), 0)
 }
 
 // DeleteRoute removes a route; deleting a missing route is not an error.
