@@ -259,13 +259,25 @@ func TestBrowserLoginSpawnLogout(t *testing.T) {
 		return u.Path == "/hub/spawn-pending/alice"
 	}, visited)
 	step("see the progress bar of the spawn-pending page", chromedp.WaitVisible(chromedp.ID("progress")))
+	// The page's EventSource (cookie + _xsrf, under the hub's CSP) delivers progress events: the
+	// server is held back for browserSpawnDelay, so they arrive while the page is still shown.
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	events, err := chromedp.Run(c, chromedp.Poll[string](`(() => {
+		const log = document.querySelector("#log");
+		return log !== null && log.children.length > 0 ? log.innerText : false;
+	})()`, chromedp.WithPollingTimeout(30*time.Second)))
+	cancel()
+	if err != nil || events == "" {
+		t.Fatalf("the spawn-pending page showed no progress event (%v); at %s", err, browserLocation(ctx))
+	}
+	t.Logf("progress shown while pending: %q", events)
 
 	// The page's EventSource script sends the browser on when the server is ready; the server
 	// sends it through the hub's OAuth provider and back.
 	waitLocation(t, ctx, "the notebook (/user/alice/tree or /lab)", 240*time.Second, func(u *url.URL) bool {
 		return strings.HasPrefix(u.Path, "/user/alice/tree") || strings.HasPrefix(u.Path, "/user/alice/lab")
 	}, visited)
-	c, cancel := context.WithTimeout(ctx, 60*time.Second)
+	c, cancel = context.WithTimeout(ctx, 60*time.Second)
 	// The notebook shows its page only once its scripts have run (the classic notebook keeps
 	// #site hidden until then): wait for the file list (or JupyterLab's shell) to be visible.
 	isJupyter, err := chromedp.Run(c, chromedp.Poll[bool](`(() => {
