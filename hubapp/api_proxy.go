@@ -148,7 +148,7 @@ func (h *Hub) checkRoutes() error {
 			errs = append(errs, err)
 			continue
 		}
-		h.apiState().metrics.observeRouteAdd(time.Since(t0))
+		h.observeRouteAdd(time.Since(t0))
 	}
 	return errors.Join(errs...)
 }

@@ -131,6 +131,8 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	f.running("alice", "", time.Now())
 	f.call("GET", "/hub/api/users", f.admin, "", nil)
+	f.observeSpawn("success", 2*time.Second)
+	f.observeStop("success", time.Second)
 	rec := f.do(apiCall{method: "GET", path: "/hub/metrics", token: f.admin})
 	if rec.Code != 200 {
 		t.Fatalf("metrics: %d", rec.Code)
@@ -140,6 +142,8 @@ func TestMetricsEndpoint(t *testing.T) {
 		"jupyterhub_total_users 4", "jupyterhub_running_servers 1", "caddyhub_routes 1",
 		`caddyhub_store_size_bytes{part="lsm"}`, `jupyterhub_active_users{period="24h"}`,
 		`jupyterhub_request_duration_seconds_count{code="200",handler="/hub/api/users",method="GET"} 1`,
+		`jupyterhub_server_spawn_duration_seconds_count{status="success"} 1`,
+		`jupyterhub_server_stop_seconds_count{status="success"} 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)

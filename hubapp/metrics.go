@@ -26,6 +26,8 @@ type hubMetrics struct {
 	checkRoutes     prometheus.Histogram
 	proxyAdd        *prometheus.HistogramVec
 	routeAdd        prometheus.Histogram
+	spawnDuration   *prometheus.HistogramVec
+	stopDuration    *prometheus.HistogramVec
 
 	activeMu    sync.Mutex
 	activeAt    time.Time
@@ -54,6 +56,13 @@ func newHubMetrics(h *Hub) *hubMetrics {
 		Name: "caddyhub_route_add_duration_seconds", Help: "time to add a route to the route table, persistence included",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 	})
+	m.spawnDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "jupyterhub_server_spawn_duration_seconds", Help: "time taken for server spawning operation",
+		Buckets: []float64{0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 180, 300, 600},
+	}, []string{"status"})
+	m.stopDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "jupyterhub_server_stop_seconds", Help: "time taken for server stopping operation",
+	}, []string{"status"})
 	count := func(fn func(tx *store.Txn) (int, error)) func() float64 {
 		return func() float64 {
 			var n int
@@ -78,7 +87,7 @@ func newHubMetrics(h *Hub) *hubMetrics {
 		})
 	storeSize := &storeSizeCollector{h: h, desc: prometheus.NewDesc("caddyhub_store_size_bytes", "on-disk size of the hub database", []string{"part"}, nil)}
 	active := &activeUsersCollector{m: m, h: h, desc: prometheus.NewDesc("jupyterhub_active_users", "number of users who were active in the given time period", []string{"period"}, nil)}
-	m.collectors = []prometheus.Collector{m.requestDuration, m.checkRoutes, m.proxyAdd, m.routeAdd, totalUsers, running, routes, storeSize, active}
+	m.collectors = []prometheus.Collector{m.requestDuration, m.checkRoutes, m.proxyAdd, m.routeAdd, m.spawnDuration, m.stopDuration, totalUsers, running, routes, storeSize, active}
 	return m
 }
 
@@ -180,3 +189,23 @@ func (c *activeUsersCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, counts[p], p)
 	}
 }
+
+// Hooks for the spawn flow (spawn.go): the metrics JupyterHub records around spawns, stops and
+// route additions. Safe to call on a stopped generation.
+
+// observeSpawn records a finished spawn; status is "success", "failure", "timeout" or "throttled".
+func (h *Hub) observeSpawn(status string, d time.Duration) {
+	if m := h.apiState().metrics; m != nil {
+		m.spawnDuration.WithLabelValues(status).Observe(d.Seconds())
+	}
+}
+
+// observeStop records a finished stop; status is "success" or "failure".
+func (h *Hub) observeStop(status string, d time.Duration) {
+	if m := h.apiState().metrics; m != nil {
+		m.stopDuration.WithLabelValues(status).Observe(d.Seconds())
+	}
+}
+
+// observeRouteAdd records how long adding a route took (persistence included).
+func (h *Hub) observeRouteAdd(d time.Duration) { h.apiState().metrics.observeRouteAdd(d) }

@@ -209,7 +209,7 @@ func (h *Hub) registerService(s *Service) error {
 			if _, err := h.table.Add(key, s.URL, map[string]any{"jupyterhub": true, "service": s.Name}); err != nil {
 				return fmt.Errorf("service %s: adding route: %w", s.Name, err)
 			}
-			h.apiState().metrics.observeRouteAdd(time.Since(start))
+			h.observeRouteAdd(time.Since(start))
 		}
 	}
 	token := h.serviceToken(s)
