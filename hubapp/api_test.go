@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -331,6 +332,9 @@ func TestAPIPagination(t *testing.T) {
 
 	get := func(path string, header map[string]string) (int, []byte) {
 		rec := h.do(apiCall{method: "GET", path: path, token: admin, header: header})
+		if rec.Code != 200 {
+			t.Fatalf("GET %s: %d %s", path, rec.Code, rec.Body.String())
+		}
 		return rec.Code, rec.Body.Bytes()
 	}
 	// Legacy: a bare list, capped at 200.
@@ -339,7 +343,7 @@ func TestAPIPagination(t *testing.T) {
 	if code != 200 || json.Unmarshal(body, &list) != nil || len(list) != 200 {
 		t.Fatalf("legacy list: %d, %d items", code, len(list))
 	}
-	code, body = get("/hub/api/users?limit=1000", nil)
+	_, body = get("/hub/api/users?limit=1000", nil)
 	if json.Unmarshal(body, &list); len(list) != 200 {
 		t.Fatalf("legacy limit=1000: %d items, want the 200 cap", len(list))
 	}
@@ -355,7 +359,7 @@ func TestAPIPagination(t *testing.T) {
 		} `json:"_pagination"`
 	}
 	var p page
-	code, body = get("/hub/api/users?name_filter=u", pag)
+	_, body = get("/hub/api/users?name_filter=u", pag)
 	if code != 200 || json.Unmarshal(body, &p) != nil {
 		t.Fatalf("page: %d %s", code, body)
 	}
@@ -365,7 +369,7 @@ func TestAPIPagination(t *testing.T) {
 	if u := p.Pagination.Next.URL; !strings.Contains(u, "offset=50") || !strings.Contains(u, "limit=50") || !strings.Contains(u, "name_filter=u") || !strings.HasPrefix(u, "http://127.0.0.1:8081/hub/api/users?") {
 		t.Errorf("next url = %q", u)
 	}
-	code, body = get("/hub/api/users?offset=240&limit=-20", pag)
+	_, body = get("/hub/api/users?offset=240&limit=-20", pag)
 	if json.Unmarshal(body, &p); len(p.Items) != 11 || p.Pagination.Next != nil || p.Pagination.Limit != 20 {
 		t.Errorf("last page: %d items, %+v", len(p.Items), p.Pagination)
 	}
@@ -373,35 +377,35 @@ func TestAPIPagination(t *testing.T) {
 		t.Errorf("last item %v", p.Items[10]["name"])
 	}
 	// Filters.
-	code, body = get("/hub/api/users?state=ready", pag)
+	_, body = get("/hub/api/users?state=ready", pag)
 	if json.Unmarshal(body, &p); p.Pagination.Total != 2 || len(p.Items) != 2 || p.Items[0]["name"] != "u007" {
 		t.Errorf("state=ready: %s", body)
 	}
-	code, body = get("/hub/api/users?state=inactive&limit=1", pag)
+	_, body = get("/hub/api/users?state=inactive&limit=1", pag)
 	if json.Unmarshal(body, &p); p.Pagination.Total != 249 {
 		t.Errorf("state=inactive total %d, want 249", p.Pagination.Total)
 	}
-	code, body = get("/hub/api/users?name_filter=U01", pag)
+	_, body = get("/hub/api/users?name_filter=U01", pag)
 	if json.Unmarshal(body, &p); p.Pagination.Total != 10 {
 		t.Errorf("name_filter=U01 total %d, want 10 (case-insensitive)", p.Pagination.Total)
 	}
-	code, body = get("/hub/api/users?sort=-name&limit=1", pag)
+	_, body = get("/hub/api/users?sort=-name&limit=1", pag)
 	if json.Unmarshal(body, &p); len(p.Items) != 1 || p.Items[0]["name"] != "u249" {
 		t.Errorf("sort=-name: %s", body)
 	}
 	// The admin's token use counts as activity too; u017 was active after u007.
-	code, body = get("/hub/api/users?sort=-last_activity&limit=3", pag)
+	_, body = get("/hub/api/users?sort=-last_activity&limit=3", pag)
 	if json.Unmarshal(body, &p); len(p.Items) != 3 || slices.IndexFunc(p.Items, func(m map[string]any) bool { return m["name"] == "u017" }) > slices.IndexFunc(p.Items, func(m map[string]any) bool { return m["name"] == "u007" }) {
 		t.Errorf("sort=-last_activity: %s", body)
 	}
-	code, body = get("/hub/api/users?sort=id&limit=1&offset=1", pag)
+	_, body = get("/hub/api/users?sort=id&limit=1&offset=1", pag)
 	if json.Unmarshal(body, &p); len(p.Items) != 1 || p.Items[0]["name"] != "u000" {
 		t.Errorf("sort=id: %s (admin was created first)", body)
 	}
 	// Groups and proxy paginate too.
 	code, body = get("/hub/api/proxy", pag)
 	var pp struct {
-		Items      map[string]any `json:"items"`
+		Items      map[string]any      `json:"items"`
 		Pagination struct{ Total int } `json:"_pagination"`
 	}
 	if json.Unmarshal(body, &pp); code != 200 || pp.Pagination.Total != 2 || pp.Items["/user/u007/"] == nil {
@@ -493,5 +497,51 @@ func TestAPIUserIndexFollowsStore(t *testing.T) {
 	f.call("POST", "/hub/api/users", f.admin, `{"usernames": ["yann"]}`, nil)
 	if got := names(); !slices.Contains(got, "yann") {
 		t.Errorf("created user missing at once: %v", got)
+	}
+}
+
+// TestAPIConcurrentClients: many clients creating, reading, listing and deleting at once (run
+// with -race) leave a consistent state.
+func TestAPIConcurrentClients(t *testing.T) {
+	f := newAPIFixture(t, nil)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := fmt.Sprintf("c%02d", i)
+			if code := f.call("POST", "/hub/api/users/"+name, f.admin, "", nil); code != 201 {
+				t.Errorf("create %s: %d", name, code)
+				return
+			}
+			var tok map[string]any
+			if code := f.call("POST", "/hub/api/users/"+name+"/tokens", f.admin, `{}`, &tok); code != 201 {
+				t.Errorf("token for %s: %d", name, code)
+				return
+			}
+			secret := tok["token"].(string)
+			for range 5 {
+				if code := f.call("GET", "/hub/api/users/"+name, secret, "", nil); code != 200 {
+					t.Errorf("get %s with own token: %d", name, code)
+				}
+				if code := f.call("GET", "/hub/api/users?limit=5", f.admin, "", nil); code != 200 {
+					t.Errorf("list: %d", code)
+				}
+			}
+			if i%2 == 0 {
+				if code := f.call("DELETE", "/hub/api/users/"+name, f.admin, "", nil); code != 204 {
+					t.Errorf("delete %s: %d", name, code)
+				}
+				if code := f.call("GET", "/hub/api/users/"+name, secret, "", nil); code != 403 {
+					t.Errorf("token of deleted user %s: %d", name, code)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var list []map[string]any
+	f.call("GET", "/hub/api/users", f.admin, "", &list)
+	if len(list) != 4+10 {
+		t.Errorf("%d users after the run, want 14", len(list))
 	}
 }
