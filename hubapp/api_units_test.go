@@ -186,7 +186,7 @@ func TestManagedServiceRestartAndAdoption(t *testing.T) {
 	svc := func() *Service {
 		return &Service{Name: "flaky", APIToken: "flaky-token-1", OAuthClientID: "service-flaky",
 			OAuthRedirectURI: "/services/flaky/oauth_callback", URL: "http://127.0.0.1:10999",
-			Command:     []string{"/bin/sh", "-c", `echo $$ >> "$RUNS"; env > "$ENVF"; sleep 0.3`},
+			Command:     []string{"/bin/sh", "-c", `env > "$ENVF.tmp" && mv "$ENVF.tmp" "$ENVF"; echo $$ >> "$RUNS"; sleep 0.3`},
 			Environment: map[string]string{"RUNS": runs, "ENVF": envFile}}
 	}
 	h := newAPIHub(t, func(a *App) { a.DataDir = dir; a.Services = []*Service{svc()} })
