@@ -127,20 +127,16 @@ func populate(dir, testserver string, users, running, real int) ([]*exec.Cmd, er
 		port := ports[i]
 		state := localState{PID: gone.Process.Pid, StartTicks: goneTicks, BootID: bootID, Port: port}
 		if i < real {
-			cmd := exec.Command(testserver)
-			cmd.Env = append(os.Environ(),
-				fmt.Sprintf("JUPYTERHUB_SERVICE_URL=http://127.0.0.1:%d/user/%s/", port, name),
-				"JUPYTERHUB_SERVICE_PREFIX=/user/"+name+"/")
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-			if err := cmd.Start(); err != nil {
+			cmd, p, err := startLive(testserver, name, port)
+			if err != nil {
 				return cmds, err
 			}
 			cmds = append(cmds, cmd)
-			go func() { _ = cmd.Wait() }()
 			ticks, err := startTicks(cmd.Process.Pid)
 			if err != nil {
 				return cmds, err
 			}
+			port = p
 			state = localState{PID: cmd.Process.Pid, StartTicks: ticks, BootID: bootID, Port: port}
 		}
 		raw, _ := json.Marshal(state)
@@ -183,16 +179,48 @@ func populate(dir, testserver string, users, running, real int) ([]*exec.Cmd, er
 		return cmds, fmt.Errorf("writing routes: %w", e.(error))
 	}
 	routesTook := time.Since(routesBegan)
-	log.Printf("cold: %d store.SaveRoute calls from 32 goroutines took %s (%s each): durable transactions do not share an fsync",
+	log.Printf("cold: %d store.SaveRoute calls from 32 goroutines took %s (%s each)",
 		running, fmtDur(routesTook), fmtDur(routesTook/time.Duration(max(running, 1))))
 	saveRouteEach = routesTook / time.Duration(max(running, 1))
-	// Wait until the real servers answer, so the hub finds them up.
-	for i := range real {
-		if err := waitStatus(servers[i].Target+"/user/"+userName(i)+"/", 200, nil, 30*time.Second); err != nil {
-			return cmds, err
-		}
-	}
 	return cmds, nil
+}
+
+// startLive starts one real test server for name (in its own session, as the simple spawner does)
+// and waits until it answers. A port taken meanwhile by another process makes the server exit: it
+// is started again on another port.
+func startLive(testserver, name string, port int) (*exec.Cmd, int, error) {
+	var lastErr error
+	for range 5 {
+		cmd := exec.Command(testserver)
+		cmd.Env = append(os.Environ(),
+			fmt.Sprintf("JUPYTERHUB_SERVICE_URL=http://127.0.0.1:%d/user/%s/", port, name),
+			"JUPYTERHUB_SERVICE_PREFIX=/user/"+name+"/")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			return nil, 0, err
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		url := fmt.Sprintf("http://127.0.0.1:%d/user/%s/", port, name)
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if resp, err := http.Get(url); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return cmd, port, nil
+				}
+			}
+			select {
+			case <-exited:
+				deadline = time.Time{}
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		lastErr = fmt.Errorf("test server for %s did not answer on port %d", name, port)
+		port = freePort()
+	}
+	return nil, 0, lastErr
 }
 
 // copyDir copies a closed Badger directory (flat: no subdirectories).
