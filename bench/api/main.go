@@ -243,13 +243,14 @@ func measure(h *hub, r *result) error {
 			}
 			d = append(d, time.Since(t))
 			var list []any
-			var env struct{ Items []any }
-			if json.Unmarshal(b, &list) == nil {
+			var env struct{ Items *[]any }
+			switch {
+			case json.Unmarshal(b, &list) == nil:
 				items = len(list)
-			} else if json.Unmarshal(b, &env) == nil {
-				items = len(env.Items)
-			} else {
-				items = 1
+			case json.Unmarshal(b, &env) == nil && env.Items != nil:
+				items = len(*env.Items)
+			default:
+				items = 1 // one model
 			}
 		}
 		r.rows = append(r.rows, row{m.name, pct(d, 50), pct(d, 99), items})
