@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -271,5 +274,67 @@ func TestServiceTokenGenerated(t *testing.T) {
 	b, _ := json.Marshal(who)
 	if strings.Contains(string(b), tok) {
 		t.Errorf("whoami leaks the token")
+	}
+}
+
+// TestServiceOAuthLogin: a service's OAuth client is registered, so users with access to the
+// service log in to it through the hub as they do to their servers (JupyterHub's HubOAuth).
+func TestServiceOAuthLogin(t *testing.T) {
+	h := newAPIHub(t, func(a *App) {
+		a.Services = []*Service{{Name: "svc", APIToken: "svc-secret-123", URL: "http://127.0.0.1:10003",
+			OAuthNoConfirm: true, OAuthClientID: "service-svc", OAuthRedirectURI: "/services/svc/oauth_callback"}}
+		a.Roles = []*Role{{Name: "svc-users", Scopes: []string{"access:services!service=svc"}, Users: []string{"alice"}}}
+	})
+	h.user("alice", false)
+	h.user("carol", false)
+	if err := h.startAPI(); err != nil {
+		t.Fatal(err)
+	}
+	login := func(name string) []*http.Cookie {
+		var u *store.User
+		_ = h.store.View(func(tx *store.Txn) (err error) { u, err = tx.User(name); return })
+		rec := httptest.NewRecorder()
+		if _, err := h.createSession(rec, httptest.NewRequest("GET", "http://127.0.0.1:8081/hub/login", nil), u); err != nil {
+			t.Fatal(err)
+		}
+		return rec.Result().Cookies()
+	}
+	authorize := func(cookies []*http.Cookie) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", "http://127.0.0.1:8081/hub/api/oauth2/authorize?client_id=service-svc&redirect_uri=/services/svc/oauth_callback&response_type=code&state=st8", nil)
+		req.Header.Set("Sec-Fetch-Mode", "navigate")
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	rec := authorize(login("alice"))
+	loc, err := url.Parse(rec.Header().Get("Location"))
+	if rec.Code != http.StatusFound || err != nil || loc.Path != "/services/svc/oauth_callback" || loc.Query().Get("state") != "st8" || loc.Query().Get("code") == "" {
+		t.Fatalf("authorize: %d %q %s", rec.Code, rec.Header().Get("Location"), rec.Body.String())
+	}
+	form := url.Values{"client_id": {"service-svc"}, "client_secret": {"svc-secret-123"}, "grant_type": {"authorization_code"},
+		"code": {loc.Query().Get("code")}, "redirect_uri": {"/services/svc/oauth_callback"}}
+	req := httptest.NewRequest("POST", "http://127.0.0.1:8081/hub/api/oauth2/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &tok) != nil || tok.AccessToken == "" {
+		t.Fatalf("token exchange: %d %s", rec.Code, rec.Body.String())
+	}
+	var who map[string]any
+	if code := h.call("GET", "/hub/api/user", tok.AccessToken, "", &who); code != 200 || who["name"] != "alice" {
+		t.Fatalf("whoami with the service's token: %d %v", code, who)
+	}
+	if sc, _ := json.Marshal(who["scopes"]); !strings.Contains(string(sc), "access:services!service=svc") {
+		t.Errorf("scopes of the service token: %s", sc)
+	}
+	// carol may not use the service.
+	if rec := authorize(login("carol")); rec.Code != http.StatusForbidden {
+		t.Errorf("carol authorizing the service: %d, want 403", rec.Code)
 	}
 }
