@@ -52,6 +52,9 @@ type apiState struct {
 	metrics   *hubMetrics // nil once stopped
 	stopped   bool
 
+	bgMu     sync.Mutex // orders wg.Add of background work before stopAPI's wg.Wait
+	stopping bool
+
 	tokenUse sync.Map // token hash → time of the last recorded use (noteTokenUse throttle)
 	users    userIndex
 
@@ -188,6 +191,7 @@ func (h *Hub) startAPI() error {
 		return err
 	}
 	h.startCuller(st)
+	h.startUserIndex() // build the user-name index now rather than on the first listing
 	return nil
 }
 
@@ -202,6 +206,9 @@ func (h *Hub) stopAPI() {
 	if st.stopped {
 		return
 	}
+	st.bgMu.Lock()
+	st.stopping = true // no background work starts from now on
+	st.bgMu.Unlock()
 	st.cancel()
 	if st.services != nil {
 		st.services.stop(caddyExiting())

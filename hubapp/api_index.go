@@ -35,11 +35,11 @@ type userChange struct {
 	deleted bool
 }
 
-// userIndex returns the index once it is built, or nil (callers then read the store).
-func (h *Hub) userIndex() *userIndex {
+// startUserIndex starts following the store and building the index (once per generation).
+func (h *Hub) startUserIndex() {
 	st := h.apiState()
 	if st.stopped {
-		return nil
+		return
 	}
 	x := &st.users
 	x.once.Do(func() {
@@ -47,10 +47,32 @@ func (h *Hub) userIndex() *userIndex {
 		x.ready = make(chan struct{})
 		x.building = true
 		x.mu.Unlock()
+		st.bgMu.Lock()
+		defer st.bgMu.Unlock()
+		if st.stopping {
+			x.mu.Lock()
+			x.bad = true
+			x.mu.Unlock()
+			close(x.ready)
+			return
+		}
 		st.wg.Add(1)
 		go func() {
 			defer st.wg.Done()
-			err := h.store.WatchUsers(st.ctx, func() { go h.buildUserIndex(x) }, x.apply)
+			ready := func() {
+				st.bgMu.Lock()
+				defer st.bgMu.Unlock()
+				if st.stopping {
+					x.mu.Lock()
+					x.bad, x.building = true, false
+					x.mu.Unlock()
+					close(x.ready)
+					return
+				}
+				st.wg.Add(1)
+				go func() { defer st.wg.Done(); h.buildUserIndex(x) }()
+			}
+			err := h.store.WatchUsers(st.ctx, ready, x.apply)
 			if err != nil && st.ctx.Err() == nil {
 				h.logger.Error("watching users for the api index", zap.Error(err))
 				x.mu.Lock()
@@ -59,8 +81,18 @@ func (h *Hub) userIndex() *userIndex {
 			}
 		}()
 	})
+}
+
+// userIndex returns the index once it is built, or nil (callers then read the store).
+func (h *Hub) userIndex() *userIndex {
+	st := h.apiState()
+	if st.stopped {
+		return nil
+	}
+	h.startUserIndex()
+	x := &st.users
 	select {
-	case <-x.ready:
+	case <-x.readyCh():
 	case <-time.After(userIndexWait):
 		return nil
 	}

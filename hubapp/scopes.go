@@ -148,7 +148,16 @@ func (h *Hub) noteTokenUse(t *store.Token, now time.Time) {
 	}
 	st.tokenUse.Store(t.Hash, now)
 	id, user, serverToken := t.ID, t.User, strings.HasPrefix(t.Note, "Server at ") || t.Kind == "server"
+	// Off the request path, but inside the generation's wait group, so that stopAPI (and with it
+	// the store's closing) waits for the write.
+	st.bgMu.Lock()
+	defer st.bgMu.Unlock()
+	if st.stopping || st.stopped {
+		return
+	}
+	st.wg.Add(1)
 	go func() {
+		defer st.wg.Done()
 		err := h.store.Update(func(tx *store.Txn) error {
 			tok, err := tx.TokenByID(id, now)
 			if errors.Is(err, store.ErrNotFound) {
