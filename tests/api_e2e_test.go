@@ -204,6 +204,32 @@ func TestAPIManagedServiceE2E(t *testing.T) {
 		t.Fatalf("service model = %v", svc)
 	}
 
+	// A reload with the same definition keeps the process (the new config adopts it); a changed
+	// definition replaces it.
+	servicePID := func() int {
+		code, b := e.request("GET", "/hub/api/services/reporter", e.adminToken, "")
+		var m map[string]any
+		if code != 200 || json.Unmarshal(b, &m) != nil {
+			t.Fatalf("service model: %d %s", code, b)
+		}
+		return int(m["pid"].(float64))
+	}
+	e.inst.Reload(apiReadConfig(t, e.inst))
+	if got := servicePID(); got != pid {
+		t.Errorf("after a reload the service's pid is %d, want %d (adopted)", got, pid)
+	}
+	WaitHTTP(t, URL(e.public, "/services/reporter/"), 200, 10*time.Second)
+	changed := strings.Replace(apiReadConfig(t, e.inst), "environment OUT_FILE", "environment EXTRA 1\n\t\t\tenvironment OUT_FILE", 1)
+	e.inst.Reload(changed)
+	waitFor(t, "the old service process to exit", 15*time.Second, func() bool {
+		return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+	})
+	waitFor(t, "a new service process", 15*time.Second, func() bool {
+		p := servicePID()
+		return p > 0 && p != pid
+	})
+	pid = servicePID()
+
 	// A new token through the running Caddy's admin API.
 	tokOut, err := RunCaddy(t, e.dir, "jupyterhub", "token", "alice", "--address", e.inst.Admin())
 	if err != nil {
@@ -284,4 +310,14 @@ func TestAPICullerE2E(t *testing.T) {
 	if !strings.Contains(e.inst.Log(), "culling idle server") {
 		t.Errorf("no culling in the log")
 	}
+}
+
+// apiReadConfig returns the Caddyfile the instance runs with.
+func apiReadConfig(t *testing.T, inst *Instance) string {
+	t.Helper()
+	b, err := os.ReadFile(inst.ConfigFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
