@@ -13,25 +13,15 @@ import (
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
-// userURL is a user's default server URL, /user/<name>/ under base_url.
-func (h *Hub) userURL(name string) string { return h.base + "user/" + url.PathEscape(name) + "/" }
+// userURL is a user's default server URL (JupyterHub's user.url): /user/<name>/ under base_url, on
+// the user's own origin with subdomain_host.
+func (h *Hub) userURL(name string) string { return h.fullServerURL(name, "") }
 
 // serverURL is the URL of one of a user's servers.
-func (h *Hub) serverURL(user, server string) string {
-	if server == "" {
-		return h.userURL(user)
-	}
-	return h.userURL(user) + url.PathEscape(server) + "/"
-}
+func (h *Hub) serverURL(user, server string) string { return h.fullServerURL(user, server) }
 
-// serverRouteKey is the route-table key of a user's server (caddymodule/routetable normal form).
-func (h *Hub) serverRouteKey(user, server string) string {
-	k := h.base + "user/" + user
-	if server != "" {
-		k += "/" + server
-	}
-	return k
-}
+// serverRouteKey is the route-table key of a user's server (host-routed with subdomain_host).
+func (h *Hub) serverRouteKey(user, server string) string { return h.subdomainRouteKey(user, server) }
 
 // serverActivity is a server's last activity: the stored time or its route's, whichever is later.
 func (h *Hub) serverActivity(s *store.Server) time.Time {
@@ -78,6 +68,11 @@ func (h *Hub) serverModel(s *store.Server, withState bool) map[string]any {
 		"progress_url":      h.progressURL(s.User, s.Name),
 		"full_url":          nil,
 		"full_progress_url": nil,
+	}
+	if origin := h.hubOrigin(); origin != "" {
+		// Absolute URLs need a public origin: JupyterHub ≥5 fills them with subdomains.
+		m["full_url"] = h.serverURL(s.User, s.Name)
+		m["full_progress_url"] = origin + h.progressURL(s.User, s.Name)
 	}
 	if withState {
 		var state any = map[string]any{}

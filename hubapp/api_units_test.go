@@ -338,3 +338,28 @@ func TestServiceOAuthLogin(t *testing.T) {
 		t.Errorf("carol authorizing the service: %d, want 403", rec.Code)
 	}
 }
+
+// TestAPISubdomainURLs: with subdomain_host, server URLs are absolute on the user's origin and
+// activity comes from the host-routed key.
+func TestAPISubdomainURLs(t *testing.T) {
+	f := newAPIFixture(t, func(a *App) { a.SubdomainHost = "https://hub.example.org" })
+	f.running("alice", "", time.Now().Add(-time.Hour))
+	if f.table.Get("/alice.hub.example.org/user/alice") == nil {
+		t.Fatalf("route not host-routed: %v", f.table.All())
+	}
+	var m map[string]any
+	if code := f.call("GET", "/hub/api/users/alice", f.admin, "", &m); code != 200 {
+		t.Fatal(code)
+	}
+	if m["server"] != "https://alice.hub.example.org/user/alice/" {
+		t.Errorf("server = %v", m["server"])
+	}
+	s := m["servers"].(map[string]any)[""].(map[string]any)
+	if s["full_url"] != "https://alice.hub.example.org/user/alice/" || s["full_progress_url"] != "https://hub.example.org/hub/api/users/alice/server/progress" {
+		t.Errorf("server model = %v", s)
+	}
+	la, _ := time.Parse("2006-01-02T15:04:05.000000Z", s["last_activity"].(string))
+	if time.Since(la) > time.Minute {
+		t.Errorf("last_activity %v ignores the host-routed route's activity", s["last_activity"])
+	}
+}
