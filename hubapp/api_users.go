@@ -88,17 +88,19 @@ func (h *Hub) apiListUsers(q *apiRequest) error {
 	idx := h.userIndex()
 	err = h.store.View(func(tx *store.Txn) error {
 		// active: users with a running or pending server, from the index (O(running)).
+		// ready: an active server with a route (the spawn flow adds the route just before it marks
+		// the server ready and removes it when the server stops); the page's rows are then checked
+		// against the records. Both read keys and memory only.
 		var active map[string]bool
 		if state != "" {
-			srvs, err := tx.ActiveServers()
+			active = map[string]bool{}
+			err := tx.ActiveServerNames(func(user, server string) {
+				if state != "ready" || h.table == nil || h.table.Get(h.serverRouteKey(user, server)) != nil {
+					active[user] = true
+				}
+			})
 			if err != nil {
 				return err
-			}
-			active = make(map[string]bool, len(srvs))
-			for _, s := range srvs {
-				if state != "ready" || s.Ready {
-					active[s.User] = true
-				}
 			}
 		}
 		keep := func(name string) bool {
@@ -243,9 +245,14 @@ func (h *Hub) apiListUsers(q *apiRequest) error {
 		}
 		items = make([]any, 0, len(users))
 		for _, u := range users {
-			if m, err := h.userRow(tx, scopes, u, stopped); err != nil {
+			servers, err := tx.Servers(u.Name)
+			if err != nil {
 				return err
-			} else if m != nil {
+			}
+			if state == "ready" && !slices.ContainsFunc(servers, func(s *store.Server) bool { return s.Ready }) {
+				continue // routed but not (or no longer) ready: JupyterHub's post-filter
+			}
+			if m := h.userModel(scopes, u, servers, stopped); m != nil {
 				items = append(items, m)
 			}
 		}

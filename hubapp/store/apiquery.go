@@ -172,3 +172,13 @@ func (s *Store) WatchUsers(ctx context.Context, ready func(), fn func(name strin
 		return nil
 	}, []pb.Match{{Prefix: []byte(userPrefix)}, {Prefix: probe}})
 }
+
+// ActiveServerNames calls fn with the user and server name of every entry in the index of active
+// servers (ready or pending), reading keys only.
+func (tx *Txn) ActiveServerNames(fn func(user, server string)) error {
+	return tx.scan(runningPrefix, "", false, func(key string, _ []byte) (bool, error) {
+		user, server, _ := strings.Cut(key[len(runningPrefix):], "/")
+		fn(user, server)
+		return true, nil
+	})
+}
