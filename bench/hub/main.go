@@ -6,7 +6,8 @@
 //
 //	go run ./bench/hub [-caddy /tmp/bench-caddy] [-rounds 3] [-only ready,spawn,cold,memory] [-out bench/hub/RESULTS.md]
 //
-// Scenarios (each hub started fresh for each; rounds alternate the hubs ABAB/BABA):
+// Scenarios (each hub started fresh for each; in ready and its logins/s the rounds alternate the hubs
+// ABAB/BABA, the other scenarios run one hub after the other):
 //   - ready: browser-like login → spawn → /user/<name>/api/status 200 with the real
 //     /usr/bin/jupyterhub-singleuser, and that server started alone with the environment a hub
 //     gives it; each hub's overhead is total − the server's own start. Then logins/s: concurrent
