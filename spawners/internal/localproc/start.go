@@ -198,7 +198,7 @@ func waitUp(ctx context.Context, url string, done <-chan struct{}, deadline time
 		},
 	}
 	defer client.CloseIdleConnections()
-	delay := 10 * time.Millisecond
+	delay := 5 * time.Millisecond
 	for {
 		select {
 		case <-done:
@@ -248,9 +248,15 @@ func waitUp(ctx context.Context, url string, done <-chan struct{}, deadline time
 			return ctx.Err()
 		case <-t.C:
 		}
-		delay = min(delay*2, 250*time.Millisecond)
+		// A refused connection on loopback costs microseconds, and every millisecond between the
+		// server listening and us noticing is added to the user's wait: keep polling often.
+		delay = min(delay*2, maxReadyPollDelay)
 	}
 }
+
+// maxReadyPollDelay caps the pause between readiness probes (bench/hub measured a 250 ms cap as most
+// of the hub's login→ready overhead).
+const maxReadyPollDelay = 20 * time.Millisecond
 
 // kill ends a failed start: SIGKILL to the group, then wait for the
 // process to be reaped and the group to empty, each bounded by kill_timeout.
