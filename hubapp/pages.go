@@ -257,7 +257,7 @@ func (h *Hub) serveSpawn(w http.ResponseWriter, r *http.Request, pr *pageRequest
 	if u.Name != pr.user.Name {
 		h.logger.Info("admin starting a server on behalf of a user", zap.String("admin", pr.user.Name), zap.String("user", u.Name), zap.String("server", server))
 	}
-	pending, err := h.startServer(u, server, opts)
+	pending, err := h.startServerWait(u, server, opts, pageSpawnWait)
 	if err != nil {
 		status := http.StatusInternalServerError
 		var hs httpStatuser

@@ -29,6 +29,9 @@ import (
 var (
 	slowSpawnTimeout = 10 * time.Second
 	slowStopTimeout  = 10 * time.Second
+	// pageSpawnWait is how long the spawn page waits before showing the progress page (JupyterHub's
+	// page handler waits 1 s): a browser should see progress, not a 10-second blank.
+	pageSpawnWait = time.Second
 )
 
 // adoptConcurrency bounds the spawner polls in flight at start and in the poll loop.
@@ -226,6 +229,11 @@ func (h *Hub) serverDescription(user, server string) string {
 // ready, or with pending=true when the start takes longer than slow_spawn_timeout (API: 201 or 202).
 // A refusal or a fast failure is a *serverError. userOptions nil reuses the last stored options.
 func (h *Hub) startServer(user *store.User, serverName string, userOptions map[string]any) (pending bool, err error) {
+	return h.startServerWait(user, serverName, userOptions, slowSpawnTimeout)
+}
+
+// startServerWait is startServer answering "pending" after wait.
+func (h *Hub) startServerWait(user *store.User, serverName string, userOptions map[string]any, wait time.Duration) (pending bool, err error) {
 	name := user.Name
 	key := serverKey(name, serverName)
 	if serverName != "" {
@@ -362,7 +370,7 @@ func (h *Hub) startServer(user *store.User, serverName string, userOptions map[s
 	h.logger.Info("spawning server", zap.String("user", name), zap.String("server", serverName))
 	go h.runSpawn(key, op, req)
 
-	t := time.NewTimer(slowSpawnTimeout)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-op.done:
