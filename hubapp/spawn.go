@@ -414,6 +414,11 @@ func (h *Hub) runSpawn(key string, op *serverOp, req *spawners.StartRequest) {
 		}
 	}
 	if err != nil {
+		h.observeSpawn("failure", time.Since(began))
+	} else {
+		h.observeSpawn("success", time.Since(began))
+	}
+	if err != nil {
 		h.recordFailed(req.User, req.ServerName, err)
 		h.logger.Warn("spawn failed", zap.String("user", req.User), zap.String("server", req.ServerName),
 			zap.Duration("after", time.Since(began)), zap.String("reason", err.Error()))
@@ -465,9 +470,11 @@ func (h *Hub) recordStarted(user, server string, srv *spawners.Server) error {
 	if err := update(false); err != nil {
 		return fmt.Errorf("recording server state: %w", err)
 	}
+	addStart := time.Now()
 	if _, err := h.table.Add(h.routeKey(user, server), srv.URL, h.routeData(user, server)); err != nil {
 		return fmt.Errorf("adding route: %w", err)
 	}
+	h.observeRouteAdd(time.Since(addStart))
 	if err := update(true); err != nil {
 		_, _ = h.table.Delete(h.routeKey(user, server))
 		return fmt.Errorf("recording server ready: %w", err)
@@ -624,7 +631,13 @@ func (h *Hub) runStop(rec *store.Server) error {
 	o := h.spawner.Common()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.TermTimeout)+time.Duration(o.KillTimeout)+10*time.Second)
 	defer cancel()
+	stopStart := time.Now()
 	stopErr := h.spawner.Stop(ctx, rec.State)
+	if stopErr != nil {
+		h.observeStop("failure", time.Since(stopStart))
+	} else {
+		h.observeStop("success", time.Since(stopStart))
+	}
 	err := h.store.Update(func(tx *store.Txn) error {
 		if stopErr == nil {
 			if err := h.revokeServerCredentials(tx, user, server); err != nil {
