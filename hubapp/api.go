@@ -14,13 +14,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
-	"weak"
 
 	"go.uber.org/zap"
 
@@ -39,11 +37,6 @@ const (
 	// paginationMediaType opts a client into the paginated envelope.
 	paginationMediaType = "application/jupyterhub-pagination+json"
 )
-
-// apiStates holds each Hub's API state. Hub (hub.go) has no field for it, so the map is keyed by a
-// weak pointer and the entry goes when the Hub is collected. stopAPI replaces the state by a
-// stopped one that holds no reference to the Hub.
-var apiStates sync.Map // weak.Pointer[Hub] → *apiState
 
 // apiState is what the REST API keeps per config generation.
 type apiState struct {
@@ -67,16 +60,12 @@ type apiState struct {
 
 // apiState returns the API state of h, creating it on first use (tests build Hubs by hand).
 func (h *Hub) apiState() *apiState {
-	key := weak.Make(h)
-	if v, ok := apiStates.Load(key); ok {
-		return v.(*apiState)
+	h.apiMu.Lock()
+	defer h.apiMu.Unlock()
+	if h.api == nil {
+		h.api = newAPIState(h)
 	}
-	st := newAPIState(h)
-	v, loaded := apiStates.LoadOrStore(key, st)
-	if !loaded {
-		runtime.AddCleanup(h, func(k weak.Pointer[Hub]) { apiStates.Delete(k) }, key)
-	}
-	return v.(*apiState)
+	return h.api
 }
 
 func newAPIState(h *Hub) *apiState {
@@ -197,13 +186,10 @@ func (h *Hub) startAPI() error {
 
 // stopAPI stops this generation's background work (not users' servers).
 func (h *Hub) stopAPI() {
-	key := weak.Make(h)
-	v, ok := apiStates.Load(key)
-	if !ok {
-		return
-	}
-	st := v.(*apiState)
-	if st.stopped {
+	h.apiMu.Lock()
+	st := h.api
+	h.apiMu.Unlock()
+	if st == nil || st.stopped {
 		return
 	}
 	st.bgMu.Lock()
@@ -217,10 +203,11 @@ func (h *Hub) stopAPI() {
 	if st.metrics != nil {
 		st.metrics.unregister()
 	}
-	// Requests still in flight on this generation keep working with the roles they had; nothing
-	// left in the map refers to the Hub.
+	// Requests still in flight on this generation keep working with the roles they had.
 	dead := &apiState{engine: st.engine, engineErr: st.engineErr, ctx: st.ctx, cancel: st.cancel, stopped: true}
-	apiStates.Store(key, dead)
+	h.apiMu.Lock()
+	h.api = dead
+	h.apiMu.Unlock()
 }
 
 // resolveScopes fills id.Scopes from the owner's roles and, for tokens, the token's scopes intersected

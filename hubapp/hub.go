@@ -3,6 +3,7 @@ package hubapp
 import (
 	"net/http"
 	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 
@@ -29,6 +30,9 @@ type Hub struct {
 	mux    *http.ServeMux
 
 	web *webState // sessions, cookies, XSRF (web.go)
+
+	apiMu sync.Mutex
+	api   *apiState // REST API state (api.go); created on first use
 }
 
 func newHub(a *App) (*Hub, error) {
