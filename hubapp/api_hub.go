@@ -78,13 +78,18 @@ func (h *Hub) apiInfo(q *apiRequest) error {
 		}
 		return map[string]string{"class": class, "version": version}
 	}
-	return q.writeJSON(http.StatusOK, map[string]any{
+	info := map[string]any{
 		"version":        apiJupyterHubVersion,
 		"python":         "Go " + runtime.Version(),
 		"sys_executable": exe,
 		"authenticator":  classInfo(h.authn),
 		"spawner":        classInfo(h.spawner),
-	})
+	}
+	// Certificate state (issue #5): each managed name's expiry and last error, for admins only.
+	if q.scopes().Allows("admin:users", rbac.Resource{}, nil) {
+		info["certificates"] = h.certificateInfo()
+	}
+	return q.writeJSON(http.StatusOK, info)
 }
 
 // GET /metrics, /hub/metrics: Prometheus text, with read:metrics (JupyterHub's
