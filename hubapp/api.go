@@ -68,17 +68,22 @@ func (h *Hub) apiState() *apiState {
 	return h.api
 }
 
-func newAPIState(h *Hub) *apiState {
-	st := &apiState{}
-	st.ctx, st.cancel = context.WithCancel(context.Background())
-	roles := make([]rbac.Role, 0, len(h.app.Roles))
-	for _, r := range h.app.Roles {
+// rbacRoles converts the configured roles for the RBAC engine.
+func (a *App) rbacRoles() []rbac.Role {
+	roles := make([]rbac.Role, 0, len(a.Roles))
+	for _, r := range a.Roles {
 		roles = append(roles, rbac.Role{
 			Name: r.Name, Description: r.Description, Scopes: r.Scopes,
 			Users: r.Users, Groups: r.Groups, Services: r.Services,
 		})
 	}
-	st.engine, st.engineErr = rbac.NewEngine(rbac.EngineOptions{Roles: roles})
+	return roles
+}
+
+func newAPIState(h *Hub) *apiState {
+	st := &apiState{}
+	st.ctx, st.cancel = context.WithCancel(context.Background())
+	st.engine, st.engineErr = rbac.NewEngine(rbac.EngineOptions{Roles: h.app.rbacRoles()})
 	if st.engineErr != nil {
 		// Keep a working engine with the built-in roles so that requests are answered; startAPI
 		// reports the configuration error and the app refuses to start.

@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddyhub/caddyhub/auth"
+	"github.com/caddyhub/caddyhub/hubapp/rbac"
 	"github.com/caddyhub/caddyhub/spawners"
 )
 
@@ -187,6 +188,10 @@ func (a *App) validateHub() error {
 		if _, ok := parseSubdomainHost(a.SubdomainHost); !ok {
 			return fmt.Errorf("subdomain_host %q: want a host name, optionally with scheme and port (hub.example.org, https://hub.example.org:8443)", a.SubdomainHost)
 		}
+	}
+	// Roles are checked here too, so that `caddy validate` reports a bad scope, not only Start.
+	if _, err := rbac.NewEngine(rbac.EngineOptions{Roles: a.rbacRoles()}); err != nil {
+		return fmt.Errorf("roles: %w", err)
 	}
 	if a.Culler != nil && a.Culler.Timeout < 0 {
 		return fmt.Errorf("culler timeout must not be negative")
