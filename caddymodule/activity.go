@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
@@ -80,8 +81,16 @@ func (w *activityWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.status == 0 {
 		w.status = http.StatusSwitchingProtocols
 	}
+	openUpgraded.Add(1)
 	return &activityConn{Conn: conn, route: w.route}, brw, nil
 }
+
+// openUpgraded counts hijacked (upgraded: websocket) client connections that are still open.
+var openUpgraded atomic.Int64
+
+// OpenWebsockets returns how many upgraded connections (websockets) the edge is proxying now, for
+// the hub's caddyhub_websockets_open metric.
+func OpenWebsockets() int64 { return openUpgraded.Load() }
 
 type activityReader struct {
 	r     io.Reader
@@ -100,7 +109,16 @@ func (a activityReader) Read(p []byte) (int, error) {
 // every read and write.
 type activityConn struct {
 	net.Conn
-	route *routetable.Route
+	route  *routetable.Route
+	closed atomic.Bool
+}
+
+// Close closes the connection and, the first time, stops counting it as open.
+func (c *activityConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		openUpgraded.Add(-1)
+	}
+	return c.Conn.Close()
 }
 
 func (c *activityConn) Read(p []byte) (int, error) {

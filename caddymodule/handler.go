@@ -215,6 +215,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, route *routetable.Route, hub Hub) error {
 	caddyhttp.SetVar(r.Context(), routeVarKey, route)
 	setForwardedPort(r)
+	stripHubLoginCookie(r)
 	upstreamReq := r
 	if p, raw := route.PrependPath(); p != "" {
 		upstreamReq = withPrependedPath(r, p, raw)
@@ -330,5 +331,36 @@ func (h *Handler) waitReady(r *http.Request) error {
 		return caddyhttp.Error(http.StatusServiceUnavailable, r.Context().Err())
 	case <-t.C:
 		return caddyhttp.Error(http.StatusServiceUnavailable, errHubNotStarted)
+	}
+}
+
+// hubLoginCookie is the hub's login cookie (JupyterHub's name). Browsers scope it to /hub/, so it
+// should never come with a request for a user's server or a service; if it does (a cookie set with
+// a wider path by a misconfigured proxy in front, or a crafted client), it is removed before the
+// request leaves the edge: a user's server must never see the hub's credentials.
+const hubLoginCookie = "jupyterhub-hub-login"
+
+// stripHubLoginCookie removes the hub's login cookie from r's Cookie headers, keeping the others.
+func stripHubLoginCookie(r *http.Request) {
+	values := r.Header.Values("Cookie")
+	found := false
+	for _, v := range values {
+		if strings.Contains(v, hubLoginCookie) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return
+	}
+	var kept []string
+	for _, c := range r.Cookies() {
+		if c.Name != hubLoginCookie {
+			kept = append(kept, c.Name+"="+c.Value)
+		}
+	}
+	r.Header.Del("Cookie")
+	if len(kept) > 0 {
+		r.Header.Set("Cookie", strings.Join(kept, "; "))
 	}
 }

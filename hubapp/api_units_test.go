@@ -142,7 +142,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	body := rec.Body.String()
 	for _, want := range []string{
-		"jupyterhub_total_users 4", "jupyterhub_running_servers 1", "caddyhub_routes 1",
+		"jupyterhub_total_users 4", "jupyterhub_running_servers 1", "caddyhub_routes 1", "caddyhub_websockets_open 0",
 		`caddyhub_store_size_bytes{part="lsm"}`, `jupyterhub_active_users{period="24h"}`,
 		`jupyterhub_request_duration_seconds_count{code="200",handler="/hub/api/users",method="GET"} 1`,
 		`jupyterhub_server_spawn_duration_seconds_count{status="success"} 1`,

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/caddyhub/caddyhub/caddymodule"
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
@@ -85,9 +86,11 @@ func newHubMetrics(h *Hub) *hubMetrics {
 			}
 			return float64(h.table.Len())
 		})
+	websockets := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "caddyhub_websockets_open", Help: "upgraded connections (websockets) the edge is proxying now"},
+		func() float64 { return float64(caddymodule.OpenWebsockets()) })
 	storeSize := &storeSizeCollector{h: h, desc: prometheus.NewDesc("caddyhub_store_size_bytes", "on-disk size of the hub database", []string{"part"}, nil)}
 	active := &activeUsersCollector{m: m, h: h, desc: prometheus.NewDesc("jupyterhub_active_users", "number of users who were active in the given time period", []string{"period"}, nil)}
-	m.collectors = []prometheus.Collector{m.requestDuration, m.checkRoutes, m.proxyAdd, m.routeAdd, m.spawnDuration, m.stopDuration, totalUsers, running, routes, storeSize, active}
+	m.collectors = []prometheus.Collector{m.requestDuration, m.checkRoutes, m.proxyAdd, m.routeAdd, m.spawnDuration, m.stopDuration, totalUsers, running, routes, websockets, storeSize, active}
 	return m
 }
 
