@@ -104,6 +104,7 @@ func (h *Hub) registerWeb(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+p+"user-redirect/{path...}", h.page(h.requireLogin(h.serveUserRedirect)))
 	mux.HandleFunc("GET "+p+"token", h.page(h.requireLogin(h.serveTokenPage)))
 	mux.HandleFunc("GET "+p+"error/{code}", h.page(h.serveErrorTarget))
+	mux.HandleFunc("GET "+p+"logo", h.serveLogo)
 	mux.HandleFunc(p, h.page(h.serveNotFound))
 }
 
