@@ -13,7 +13,7 @@ import (
 )
 
 // TestHandlerStripsHubLoginCookie: whatever cookies a client sends to a user's server, the hub's
-// login cookie never leaves the edge; the others pass unchanged.
+// login cookie never reaches it; the others pass unchanged. The hub's own route keeps it.
 func TestHandlerStripsHubLoginCookie(t *testing.T) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(strings.Join(r.Header.Values("Cookie"), " | ")))
@@ -21,7 +21,10 @@ func TestHandlerStripsHubLoginCookie(t *testing.T) {
 	t.Cleanup(backend.Close)
 	tb := routetable.New()
 	addRoute(t, tb, "/user/alice", backend.URL)
-	base := startCaddy(t, &testAppState{table: tb, hub: &fakeHub{}}, `{"handler": "jupyterhub"}`)
+	if _, err := tb.Add("/", backend.URL, map[string]any{"jupyterhub": true, "hub": true}); err != nil {
+		t.Fatal(err)
+	}
+	base := startCaddy(t, &testAppState{table: tb}, `{"handler": "jupyterhub"}`)
 
 	for _, c := range []struct{ sent, want string }{
 		{"jupyterhub-hub-login=secret; _xsrf=abc; jupyterhub-user-alice=tok", "_xsrf=abc; jupyterhub-user-alice=tok"},
@@ -29,13 +32,26 @@ func TestHandlerStripsHubLoginCookie(t *testing.T) {
 		{"_xsrf=abc", "_xsrf=abc"},
 		{"not-jupyterhub-hub-login=x; a=b", "not-jupyterhub-hub-login=x; a=b"},
 	} {
-		req, _ := http.NewRequest(http.MethodGet, base+"/user/alice/api/status", nil)
+		// A Python JupyterHub behind us (proxy_only) is the "hub" route: it keeps its own cookie.
+		req, _ := http.NewRequest(http.MethodGet, base+"/hub/home", nil)
 		req.Header.Set("Cookie", c.sent)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != c.sent {
+			t.Errorf("hub route: sent %q, hub saw %q", c.sent, b)
+		}
+
+		req, _ = http.NewRequest(http.MethodGet, base+"/user/alice/api/status", nil)
+		req.Header.Set("Cookie", c.sent)
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ = io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if string(b) != c.want {
 			t.Errorf("sent %q: backend saw %q, want %q", c.sent, b, c.want)

@@ -215,7 +215,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, route *routetable.Route, hub Hub) error {
 	caddyhttp.SetVar(r.Context(), routeVarKey, route)
 	setForwardedPort(r)
-	stripHubLoginCookie(r)
+	if !isHubRoute(route) {
+		stripHubLoginCookie(r)
+	}
 	upstreamReq := r
 	if p, raw := route.PrependPath(); p != "" {
 		upstreamReq = withPrependedPath(r, p, raw)
@@ -339,6 +341,13 @@ func (h *Handler) waitReady(r *http.Request) error {
 // a wider path by a misconfigured proxy in front, or a crafted client), it is removed before the
 // request leaves the edge: a user's server must never see the hub's credentials.
 const hubLoginCookie = "jupyterhub-hub-login"
+
+// isHubRoute reports whether route leads to a hub: JupyterHub marks its own route {"hub": true}
+// when it drives us as its proxy (proxy_only), and that hub needs its login cookie.
+func isHubRoute(route *routetable.Route) bool {
+	hub, _ := route.Data()["hub"].(bool)
+	return hub
+}
 
 // stripHubLoginCookie removes the hub's login cookie from r's Cookie headers, keeping the others.
 func stripHubLoginCookie(r *http.Request) {

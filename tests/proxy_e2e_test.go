@@ -260,6 +260,11 @@ func TestPythonJupyterHubWithCaddyProxy(t *testing.T) {
 		t.Fatalf("user route = %v; all routes %v", ur, routes)
 	}
 	before := routeActivity(t, ur)
+	// Activity has one-second resolution: the traffic below must fall in a later second than the
+	// route's last activity for the move to be visible. Wait on the clock, not for anything else.
+	for time.Now().Truncate(time.Second).Compare(before.Truncate(time.Second)) <= 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	// A kernel, and one execute_request round trip over its websocket through our edge.
 	xsrf := jarCookie(b, pub+"/user/"+user+"/", "_xsrf")
