@@ -364,6 +364,15 @@ func (h *Hub) apiCheckXSRF(r *http.Request) error {
 }
 
 // user returns a user record, cached for the request; store.ErrNotFound if there is none.
+// existingUser is user, with a missing user answered as JupyterHub does: 404 "User … not found".
+func (q *apiRequest) existingUser(name string) (*store.User, error) {
+	u, err := q.user(name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errStatus(http.StatusNotFound, "User %s not found", name)
+	}
+	return u, err
+}
+
 func (q *apiRequest) user(name string) (*store.User, error) {
 	if u, ok := q.users[name]; ok {
 		return u, nil

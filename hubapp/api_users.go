@@ -385,10 +385,8 @@ func (h *Hub) apiGetUser(q *apiRequest) error {
 	if err := q.need(rbac.UserResource(name), "read:users", "read:users:name", "read:servers", "read:users:groups", "read:users:activity", "read:roles:users"); err != nil {
 		return err
 	}
-	u, err := q.user(name)
-	if errors.Is(err, store.ErrNotFound) {
-		return errStatus(http.StatusNotFound, "User %s not found", name)
-	} else if err != nil {
+	u, err := q.existingUser(name)
+	if err != nil {
 		return err
 	}
 	m, err := h.fullUserModel(q.scopes(), u, includeStopped(q.r))
@@ -443,10 +441,8 @@ func (h *Hub) apiPatchUser(q *apiRequest) error {
 	if err := q.need(rbac.UserResource(name), "admin:users"); err != nil {
 		return err
 	}
-	target, err := q.user(name)
-	if errors.Is(err, store.ErrNotFound) {
-		return errStatus(http.StatusNotFound, "User %s not found", name)
-	} else if err != nil {
+	target, err := q.existingUser(name)
+	if err != nil {
 		return err
 	}
 	data, err := q.bodyObject()
@@ -608,10 +604,8 @@ func (h *Hub) apiDeleteUser(q *apiRequest) error {
 	if err := q.need(rbac.UserResource(name), "delete:users"); err != nil {
 		return err
 	}
-	u, err := q.user(name)
-	if errors.Is(err, store.ErrNotFound) {
-		return errStatus(http.StatusNotFound, "User %s not found", name)
-	} else if err != nil {
+	u, err := q.existingUser(name)
+	if err != nil {
 		return err
 	}
 	if q.id != nil && q.id.User != nil && q.id.User.Name == name {
@@ -686,10 +680,8 @@ func (h *Hub) apiGetServer(q *apiRequest) error {
 	if err := q.need(rbac.ServerResource(name, server), "read:servers"); err != nil {
 		return err
 	}
-	u, err := q.user(name)
-	if errors.Is(err, store.ErrNotFound) {
-		return errStatus(http.StatusNotFound, "User %s not found", name)
-	} else if err != nil {
+	u, err := q.existingUser(name)
+	if err != nil {
 		return err
 	}
 	var s *store.Server
