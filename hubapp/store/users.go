@@ -86,6 +86,9 @@ func (tx *Txn) DeleteUser(name string) error {
 	if err := tx.DeleteUserSessions(name); err != nil {
 		return err
 	}
+	if err := tx.DeleteUserShares(name); err != nil {
+		return err
+	}
 	return tx.delete(userPrefix + name)
 }
 
@@ -140,6 +143,9 @@ func (tx *Txn) PutServer(s *Server) error {
 
 // DeleteServer removes a server record (named servers are deleted; default servers usually just stop).
 func (tx *Txn) DeleteServer(user, name string) error {
+	if err := tx.DeleteServerShares(user, name); err != nil {
+		return err
+	}
 	if err := tx.delete(runningPrefix + user + "/" + name); err != nil {
 		return err
 	}
@@ -299,6 +305,9 @@ func (tx *Txn) DeleteGroup(name string) error {
 		return err
 	}
 	if err := tx.SetGroupMembers(g, nil); err != nil {
+		return err
+	}
+	if err := tx.DeleteRecipientShares(GroupRecipient(name)); err != nil {
 		return err
 	}
 	return tx.delete(groupPrefix + name)

@@ -1,0 +1,167 @@
+package store
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func shareNames(list []*Share) []string {
+	var out []string
+	for _, s := range list {
+		out = append(out, s.Owner+"/"+s.Server+"→"+s.recipient())
+	}
+	return out
+}
+
+func TestSharesCascade(t *testing.T) {
+	s := open(t, t.TempDir())
+	t.Cleanup(func() { _ = s.Close() })
+	err := s.Update(func(tx *Txn) error {
+		for _, n := range []string{"alice", "bob", "carol"} {
+			if err := tx.CreateUser(&User{Name: n}); err != nil {
+				return err
+			}
+		}
+		for _, srv := range []*Server{{User: "alice"}, {User: "alice", Name: "lab"}, {User: "bob"}} {
+			if err := tx.PutServer(srv); err != nil {
+				return err
+			}
+		}
+		if err := tx.SetGroupMembers(&Group{Name: "team"}, []string{"carol"}); err != nil {
+			return err
+		}
+		for _, sh := range []*Share{
+			{Owner: "alice", User: "bob", Scopes: []string{"access:servers!server=alice/"}},
+			{Owner: "alice", Server: "lab", User: "bob", Scopes: []string{"access:servers!server=alice/lab"}},
+			{Owner: "alice", Server: "lab", Group: "team", Scopes: []string{"access:servers!server=alice/lab"}},
+			{Owner: "bob", User: "carol", Scopes: []string{"access:servers!server=bob/"}},
+		} {
+			if err := tx.PutShare(sh); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(name string, fn func(tx *Txn) ([]*Share, error), want ...string) {
+		t.Helper()
+		var got []*Share
+		if err := s.View(func(tx *Txn) error { var err error; got, err = fn(tx); return err }); err != nil {
+			t.Fatal(err)
+		}
+		g := shareNames(got)
+		if len(g) != len(want) {
+			t.Fatalf("%s: got %v, want %v", name, g, want)
+		}
+		for i := range g {
+			if g[i] != want[i] {
+				t.Fatalf("%s: got %v, want %v", name, g, want)
+			}
+		}
+	}
+	check("bob receives", func(tx *Txn) ([]*Share, error) { return tx.SharesWith(UserRecipient("bob"), "", "", false) },
+		"alice/→u:bob", "alice/lab→u:bob")
+	check("bob receives alice/", func(tx *Txn) ([]*Share, error) { return tx.SharesWith(UserRecipient("bob"), "alice", "", true) },
+		"alice/→u:bob")
+	check("alice/lab shares", func(tx *Txn) ([]*Share, error) { return tx.OwnerShares("alice", "lab", false) },
+		"alice/lab→g:team", "alice/lab→u:bob")
+	check("alice all", func(tx *Txn) ([]*Share, error) { return tx.OwnerShares("alice", "", true) },
+		"alice/→u:bob", "alice/lab→g:team", "alice/lab→u:bob")
+
+	// Deleting a server drops its shares; deleting a group drops what it received.
+	if err := s.Update(func(tx *Txn) error { return tx.DeleteServer("alice", "lab") }); err != nil {
+		t.Fatal(err)
+	}
+	check("bob after server delete", func(tx *Txn) ([]*Share, error) { return tx.SharesWith(UserRecipient("bob"), "", "", false) },
+		"alice/→u:bob")
+	check("team after server delete", func(tx *Txn) ([]*Share, error) { return tx.SharesWith(GroupRecipient("team"), "", "", false) })
+
+	// Deleting a user drops shares it owns and shares it received.
+	if err := s.Update(func(tx *Txn) error { return tx.DeleteUser("bob") }); err != nil {
+		t.Fatal(err)
+	}
+	check("alice after bob deleted", func(tx *Txn) ([]*Share, error) { return tx.OwnerShares("alice", "", true) })
+	check("carol after bob deleted", func(tx *Txn) ([]*Share, error) { return tx.SharesWith(UserRecipient("carol"), "", "", false) })
+	err = s.View(func(tx *Txn) error {
+		_, err := tx.Share("bob", "", UserRecipient("carol"))
+		return err
+	})
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("share of a deleted user's server: %v, want ErrNotFound", err)
+	}
+}
+
+func TestShareCodes(t *testing.T) {
+	s := open(t, t.TempDir())
+	t.Cleanup(func() { _ = s.Close() })
+	now := time.Now()
+	c := &ShareCode{Owner: "alice", Server: "", Scopes: []string{"access:servers!server=alice/"}, ExpiresAt: now.Add(time.Hour)}
+	c2 := &ShareCode{Owner: "alice", Server: "lab", ExpiresAt: now.Add(time.Hour)}
+	err := s.Update(func(tx *Txn) error {
+		if err := tx.CreateShareCode(c, "secret-one"); err != nil {
+			return err
+		}
+		return tx.CreateShareCode(c2, "secret-two")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		code   string
+		at     time.Time
+		wantID string
+	}{
+		{"valid", "secret-one", now, c.ID},
+		{"other server's code", "secret-two", now, c2.ID},
+		{"wrong code", "secret-three", now, ""},
+		{"expired", "secret-one", now.Add(2 * time.Hour), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *ShareCode
+			err := s.View(func(tx *Txn) error { var err error; got, err = tx.ShareCodeBySecret(tt.code, tt.at); return err })
+			if tt.wantID == "" {
+				if !errors.Is(err, ErrNotFound) {
+					t.Fatalf("got %v, %v; want ErrNotFound", got, err)
+				}
+				return
+			}
+			if err != nil || got.ID != tt.wantID {
+				t.Fatalf("got %v, %v; want id %s", got, err, tt.wantID)
+			}
+		})
+	}
+	err = s.Update(func(tx *Txn) error {
+		got, err := tx.ShareCodeBySecret("secret-one", now)
+		if err != nil {
+			return err
+		}
+		return tx.ExchangeShareCode(got, now)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []*ShareCode
+	if err := s.View(func(tx *Txn) error { var err error; list, err = tx.ShareCodes("alice", "", false, now); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].ExchangeCount != 1 || list[0].Hash == "" {
+		t.Fatalf("codes of alice/: %+v", list)
+	}
+	if err := s.Update(func(tx *Txn) error { return tx.DeleteShareCode("alice", "", c.ID) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(func(tx *Txn) error { return tx.DeleteShareCode("alice", "", c.ID) }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second delete: %v, want ErrNotFound", err)
+	}
+	if err := s.Update(func(tx *Txn) error { return tx.DeleteServerShares("alice", "lab") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.View(func(tx *Txn) error { var err error; list, err = tx.ShareCodes("alice", "", true, now); return err }); err != nil || len(list) != 0 {
+		t.Fatalf("codes after delete: %v %v", list, err)
+	}
+}
