@@ -5,16 +5,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
 
-	"github.com/caddyhub/caddyhub/caddymodule/routetable"
 	"github.com/caddyhub/caddyhub/hubapp/store"
 	"github.com/caddyhub/caddyhub/spawners"
 )
@@ -81,34 +78,9 @@ type apiHub struct {
 
 func newAPIHub(t testing.TB, mutate func(a *App)) *apiHub {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "db"), zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	table := routetable.New()
-	table.SetPersister(routePersister{st})
 	sp := newAPISpawner()
-	a := &App{
-		BaseURL:              "/",
-		HubAPI:               "127.0.0.1:8081",
-		DataDir:              dir,
-		CookieSecret:         strings.Repeat("cd", 32),
-		CookieSecretFile:     filepath.Join(dir, "cookie_secret"),
-		ConcurrentSpawnLimit: 100,
-		logger:               zap.NewNop(),
-		spawner:              sp,
-	}
-	a.shared = &shared{store: st, table: table, logger: zap.NewNop(), runtime: newRuntimeState()}
-	if mutate != nil {
-		mutate(a)
-	}
-	h, err := newHub(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.stop(false) })
+	h := newTestHub(t, sp, mutate)
+	t.Cleanup(h.stopAPI) // runs before newTestHub's stopSpawn: the order of Hub.stop
 	return &apiHub{Hub: h, t: t, sp: sp}
 }
 
