@@ -137,6 +137,8 @@ func (h *Hub) registerAPI(mux *http.ServeMux) {
 	handle("POST authorizations/token", h.apiAuthorizationsTokenRemoved)
 	handle("GET authorizations/cookie/{cookie}", h.apiAuthorizationsCookie)
 	handle("GET authorizations/cookie/{cookie}/{value}", h.apiAuthorizationsCookie)
+	// Shares and share codes (api_shares.go).
+	h.registerShares(handle)
 	// Health and metrics: unauthenticated health, scope-checked metrics, under /hub/ and /hub/api/.
 	mux.HandleFunc("GET "+p+"health", h.serveHealth)
 	h.handleIfFree(mux, "GET "+h.prefix+"health", http.HandlerFunc(h.serveHealth))
@@ -221,12 +223,15 @@ func (h *Hub) resolveScopes(id *Identity) error {
 	st := h.apiState()
 	eng := st.engine
 	var owner rbac.Owner
-	var roles []string
+	var roles, shared []string
 	switch {
 	case id.User != nil:
 		owner = rbac.UserOwner(id.User.Name)
 		var err error
 		if roles, err = h.userRoleNames(id.User, true); err != nil {
+			return err
+		}
+		if shared, err = h.sharedScopes(id.User); err != nil { // api_shares.go
 			return err
 		}
 	case id.Service != nil:
@@ -240,14 +245,16 @@ func (h *Hub) resolveScopes(id *Identity) error {
 		if err != nil {
 			return fmt.Errorf("scopes of %s: %w", owner, err)
 		}
-		id.Scopes = set
+		if id.Scopes, err = h.withShared(set, shared); err != nil {
+			return fmt.Errorf("shared scopes of %s: %w", owner, err)
+		}
 		return nil
 	}
 	raw, client, err := h.tokenRawScopes(id.Token)
 	if err != nil {
 		return err
 	}
-	set, err := eng.TokenScopes(rbac.Token{Owner: owner, OwnerRoles: roles, Scopes: raw, Client: client}, h.groupLookup())
+	set, err := eng.TokenScopes(rbac.Token{Owner: owner, OwnerRoles: roles, Scopes: raw, Client: client, Shared: shared}, h.groupLookup())
 	if err != nil {
 		return fmt.Errorf("scopes of token %s of %s: %w", id.Token.ID, owner, err)
 	}

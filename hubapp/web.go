@@ -105,6 +105,7 @@ func (h *Hub) registerWeb(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+p+"token", h.page(h.requireLogin(h.serveTokenPage)))
 	mux.HandleFunc("GET "+p+"error/{code}", h.page(h.serveErrorTarget))
 	mux.HandleFunc("GET "+p+"logo", h.serveLogo)
+	h.registerAcceptShare(mux) // api_shares.go
 	mux.HandleFunc(p, h.page(h.serveNotFound))
 }
 

@@ -1,0 +1,716 @@
+package hubapp
+
+// JupyterHub 5's user-initiated sharing (jupyterhub-spec.md §1.2 "Shares", scopes §5.4): shares of a
+// server with users and groups, share codes, and the scopes recipients hold through shares. Every
+// listing here is paginated (the shares API always answers with the envelope).
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyhub/caddyhub/hubapp/rbac"
+	"github.com/caddyhub/caddyhub/hubapp/store"
+)
+
+const (
+	// shareCodeDefaultExpiry and shareCodeMaxExpiry bound a share code's expires_in (seconds).
+	shareCodeDefaultExpiry = 24 * time.Hour
+	shareCodeMaxExpiry     = 365 * 24 * time.Hour
+)
+
+// registerShares registers the shares endpoints; a server path ending in "/" names the default server.
+func (h *Hub) registerShares(handle func(pattern string, fn apiFunc)) {
+	both := func(method, path string, fn apiFunc) {
+		handle(method+" "+path+"/{server}", fn)
+		handle(method+" "+path+"/{$}", fn)
+	}
+	handle("GET users/{name}/shared", h.apiUserShared)
+	both("GET", "users/{name}/shared/{owner}", h.apiUserSharedOne)
+	both("DELETE", "users/{name}/shared/{owner}", h.apiUserSharedDelete)
+	handle("GET groups/{name}/shared", h.apiGroupShared)
+	both("GET", "groups/{name}/shared/{owner}", h.apiGroupSharedOne)
+	handle("GET shares/{owner}", h.apiShares)
+	both("GET", "shares/{owner}", h.apiShares)
+	both("POST", "shares/{owner}", h.apiShareCreate)
+	both("PATCH", "shares/{owner}", h.apiShareRevoke)
+	both("DELETE", "shares/{owner}", h.apiSharesDelete)
+	handle("GET share-codes/{owner}", h.apiShareCodes)
+	both("GET", "share-codes/{owner}", h.apiShareCodes)
+	both("POST", "share-codes/{owner}", h.apiShareCodeCreate)
+	both("DELETE", "share-codes/{owner}", h.apiShareCodeDelete)
+}
+
+// sharedScopes returns the expanded scopes a user holds through shares with it and its groups.
+func (h *Hub) sharedScopes(u *store.User) ([]string, error) {
+	var raw []string
+	err := h.store.View(func(tx *store.Txn) error {
+		recipients := []string{store.UserRecipient(u.Name)}
+		for _, g := range u.Groups {
+			recipients = append(recipients, store.GroupRecipient(g))
+		}
+		for _, rcp := range recipients {
+			shares, err := tx.SharesWith(rcp, "", "", false)
+			if err != nil {
+				return err
+			}
+			for _, s := range shares {
+				raw = append(raw, s.Scopes...)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(raw) == 0 {
+		return nil, err
+	}
+	set, err := h.apiState().engine.Registry().Expand(raw)
+	if err != nil {
+		return nil, err
+	}
+	return set.Strings(), nil
+}
+
+// withShared adds a user's shared scopes to set (cookie-authenticated requests).
+func (h *Hub) withShared(set rbac.Set, shared []string) (rbac.Set, error) {
+	if len(shared) == 0 {
+		return set, nil
+	}
+	s, err := h.apiState().engine.Registry().ParseSet(shared)
+	if err != nil {
+		return set, err
+	}
+	return set.Union(s), nil
+}
+
+// shareServerModel is the server part of share and share-code models.
+func (h *Hub) shareServerModel(tx *store.Txn, owner, server string) map[string]any {
+	ready := false
+	if s, err := tx.Server(owner, server); err == nil {
+		ready = s.Ready
+	}
+	return map[string]any{
+		"user":  map[string]any{"name": owner},
+		"name":  server,
+		"url":   h.serverURL(owner, server),
+		"ready": ready,
+	}
+}
+
+func (h *Hub) shareModel(tx *store.Txn, s *store.Share) map[string]any {
+	m := map[string]any{
+		"server":     h.shareServerModel(tx, s.Owner, s.Server),
+		"scopes":     s.Scopes,
+		"user":       nil,
+		"group":      nil,
+		"kind":       "user",
+		"created_at": isoTime(s.Created),
+	}
+	if s.Group != "" {
+		m["kind"], m["group"] = "group", map[string]any{"name": s.Group}
+	} else {
+		m["user"] = map[string]any{"name": s.User}
+	}
+	return m
+}
+
+func (h *Hub) shareCodeModel(tx *store.Txn, c *store.ShareCode) map[string]any {
+	return map[string]any{
+		"server":            h.shareServerModel(tx, c.Owner, c.Server),
+		"scopes":            c.Scopes,
+		"id":                c.ID,
+		"created_at":        isoTime(c.Created),
+		"expires_at":        isoTime(c.ExpiresAt),
+		"exchange_count":    c.ExchangeCount,
+		"last_exchanged_at": isoTime(c.LastExchangedAt),
+	}
+}
+
+// pageOf answers with one page of items in the pagination envelope, which the shares API always uses.
+func (q *apiRequest) pageOf(items []map[string]any) error {
+	q.r.Header.Set("Accept", paginationMediaType)
+	offset, limit, err := q.pagination()
+	if err != nil {
+		return err
+	}
+	page := items[min(offset, len(items)):min(offset+limit, len(items))]
+	if page == nil {
+		page = []map[string]any{}
+	}
+	return q.paginated(page, offset, limit, len(items))
+}
+
+// shareList runs fn in a read transaction and answers with the models of the shares it returns.
+func (h *Hub) shareList(q *apiRequest, fn func(tx *store.Txn) ([]*store.Share, error)) error {
+	var items []map[string]any
+	err := h.store.View(func(tx *store.Txn) error {
+		shares, err := fn(tx)
+		if err != nil {
+			return err
+		}
+		for _, s := range shares {
+			items = append(items, h.shareModel(tx, s))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return q.pageOf(items)
+}
+
+// existingServer answers 404 unless owner exists and, for a named server, the server does.
+func (h *Hub) existingServer(q *apiRequest, owner, server string) error {
+	if _, err := q.existingUser(owner); err != nil {
+		return err
+	}
+	if server == "" {
+		return nil
+	}
+	err := h.store.View(func(tx *store.Txn) error { _, err := tx.Server(owner, server); return err })
+	if errors.Is(err, store.ErrNotFound) {
+		return errStatus(http.StatusNotFound, "No such server: %s/%s", owner, server)
+	}
+	return err
+}
+
+// GET /users/{name}/shared
+func (h *Hub) apiUserShared(q *apiRequest) error {
+	name := q.r.PathValue("name")
+	if err := q.need(rbac.UserResource(name), "read:users:shares"); err != nil {
+		return err
+	}
+	if _, err := q.existingUser(name); err != nil {
+		return err
+	}
+	return h.shareList(q, func(tx *store.Txn) ([]*store.Share, error) {
+		return tx.SharesWith(store.UserRecipient(name), "", "", false)
+	})
+}
+
+// oneShare reads the share of owner/server with recipient; 404 when there is none.
+func (h *Hub) oneShare(owner, server, recipient string) (*store.Share, map[string]any, error) {
+	var s *store.Share
+	var m map[string]any
+	err := h.store.View(func(tx *store.Txn) error {
+		var err error
+		if s, err = tx.Share(owner, server, recipient); err != nil {
+			return err
+		}
+		m = h.shareModel(tx, s)
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, errStatus(http.StatusNotFound, "No such share of %s/%s", owner, server)
+	}
+	return s, m, err
+}
+
+// GET /users/{name}/shared/{owner}/{server}
+func (h *Hub) apiUserSharedOne(q *apiRequest) error {
+	name := q.r.PathValue("name")
+	if err := q.need(rbac.UserResource(name), "read:users:shares"); err != nil {
+		return err
+	}
+	if _, err := q.existingUser(name); err != nil {
+		return err
+	}
+	_, m, err := h.oneShare(q.r.PathValue("owner"), q.r.PathValue("server"), store.UserRecipient(name))
+	if err != nil {
+		return err
+	}
+	return q.writeJSON(http.StatusOK, m)
+}
+
+// DELETE /users/{name}/shared/{owner}/{server}: the recipient gives up its access.
+func (h *Hub) apiUserSharedDelete(q *apiRequest) error {
+	name := q.r.PathValue("name")
+	if err := q.need(rbac.UserResource(name), "users:shares"); err != nil {
+		return err
+	}
+	if _, err := q.existingUser(name); err != nil {
+		return err
+	}
+	owner, server := q.r.PathValue("owner"), q.r.PathValue("server")
+	err := h.store.Update(func(tx *store.Txn) error {
+		s, err := tx.Share(owner, server, store.UserRecipient(name))
+		if err != nil {
+			return err
+		}
+		return tx.DeleteShare(s)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return errStatus(http.StatusNotFound, "No such share of %s/%s", owner, server)
+	} else if err != nil {
+		return err
+	}
+	return q.noContent()
+}
+
+// GET /groups/{name}/shared
+func (h *Hub) apiGroupShared(q *apiRequest) error {
+	name := q.r.PathValue("name")
+	if err := q.need(rbac.Resource{Group: name}, "read:groups:shares"); err != nil {
+		return err
+	}
+	if _, err := h.groupByName(name); err != nil {
+		return err
+	}
+	return h.shareList(q, func(tx *store.Txn) ([]*store.Share, error) {
+		return tx.SharesWith(store.GroupRecipient(name), "", "", false)
+	})
+}
+
+// GET /groups/{name}/shared/{owner}/{server}
+func (h *Hub) apiGroupSharedOne(q *apiRequest) error {
+	name := q.r.PathValue("name")
+	if err := q.need(rbac.Resource{Group: name}, "read:groups:shares"); err != nil {
+		return err
+	}
+	if _, err := h.groupByName(name); err != nil {
+		return err
+	}
+	_, m, err := h.oneShare(q.r.PathValue("owner"), q.r.PathValue("server"), store.GroupRecipient(name))
+	if err != nil {
+		return err
+	}
+	return q.writeJSON(http.StatusOK, m)
+}
+
+// serverPath returns owner and server of a /shares or /share-codes path and whether it names one
+// server (/shares/{owner} names all of owner's servers).
+func serverPath(r *http.Request) (owner, server string, one bool) {
+	owner = r.PathValue("owner")
+	one = strings.HasSuffix(r.URL.Path, "/") || r.PathValue("server") != ""
+	return owner, r.PathValue("server"), one
+}
+
+// GET /shares/{owner}[/{server}]
+func (h *Hub) apiShares(q *apiRequest) error {
+	owner, server, one := serverPath(q.r)
+	res := rbac.UserResource(owner)
+	if one {
+		res = rbac.ServerResource(owner, server)
+	}
+	if err := q.need(res, "read:shares"); err != nil {
+		return err
+	}
+	if err := h.existingServer(q, owner, server); err != nil {
+		return err
+	}
+	return h.shareList(q, func(tx *store.Txn) ([]*store.Share, error) { return tx.OwnerShares(owner, server, !one) })
+}
+
+// shareScopes checks the scopes requested for a share or share code of owner/server: each filtered
+// to exactly that server, known, and held by the requester. None requested: access to the server.
+func (h *Hub) shareScopes(q *apiRequest, v any, owner, server string) ([]string, error) {
+	filter := "!server=" + owner + "/" + server
+	if v == nil {
+		return []string{"access:servers" + filter}, nil
+	}
+	scopes, err := stringList(v, "scopes")
+	if err != nil {
+		return nil, err
+	}
+	if len(scopes) == 0 {
+		return nil, errStatus(http.StatusBadRequest, "Must specify at least one scope")
+	}
+	reg := h.apiState().engine.Registry()
+	for _, s := range scopes {
+		if !strings.HasSuffix(s, filter) {
+			return nil, errStatus(http.StatusBadRequest, "Invalid scope for sharing %s/%s: %s (must be filtered with %s)", owner, server, s, filter)
+		}
+	}
+	requested, err := reg.Expand(scopes)
+	if err != nil {
+		return nil, errStatus(http.StatusBadRequest, "Invalid scopes: %s", err)
+	}
+	if err := rbac.CheckSubset(requested, q.scopes(), h.groupLookup()); err != nil {
+		return nil, errStatus(http.StatusForbidden, "Not assigning requested scopes: %s", err)
+	}
+	slices.Sort(scopes)
+	return slices.Compact(scopes), nil
+}
+
+// shareRecipient reads {"user": …} or {"group": …} from a share request body.
+func (h *Hub) shareRecipient(tx *store.Txn, data map[string]any) (*store.Share, error) {
+	user, hasUser := data["user"]
+	group, hasGroup := data["group"]
+	if hasUser == hasGroup {
+		return nil, errStatus(http.StatusBadRequest, "Specify exactly one of 'user' or 'group'")
+	}
+	if hasUser {
+		name, ok := user.(string)
+		if !ok {
+			return nil, errStatus(http.StatusBadRequest, "user must be str, not %s", pyType(user))
+		}
+		if _, err := tx.User(name); errors.Is(err, store.ErrNotFound) {
+			return nil, errStatus(http.StatusBadRequest, "No such user: %s", name)
+		} else if err != nil {
+			return nil, err
+		}
+		return &store.Share{User: name}, nil
+	}
+	name, ok := group.(string)
+	if !ok {
+		return nil, errStatus(http.StatusBadRequest, "group must be str, not %s", pyType(group))
+	}
+	if _, err := tx.Group(name); errors.Is(err, store.ErrNotFound) {
+		return nil, errStatus(http.StatusBadRequest, "No such group: %s", name)
+	} else if err != nil {
+		return nil, err
+	}
+	return &store.Share{Group: name}, nil
+}
+
+var shareRequestTypes = map[string]string{"user": "str", "group": "str", "scopes": "list"}
+
+// POST /shares/{owner}/{server}: share with a user or group, or extend an existing share's scopes.
+func (h *Hub) apiShareCreate(q *apiRequest) error {
+	owner, server, _ := serverPath(q.r)
+	if err := q.need(rbac.ServerResource(owner, server), "shares"); err != nil {
+		return err
+	}
+	if err := h.existingServer(q, owner, server); err != nil {
+		return err
+	}
+	data, err := q.bodyObject()
+	if err != nil {
+		return err
+	}
+	if err := checkModel(data, shareRequestTypes, "share"); err != nil {
+		return err
+	}
+	scopes, err := h.shareScopes(q, data["scopes"], owner, server)
+	if err != nil {
+		return err
+	}
+	var model map[string]any
+	err = h.store.Update(func(tx *store.Txn) error {
+		rcp, err := h.shareRecipient(tx, data)
+		if err != nil {
+			return err
+		}
+		if rcp.User == owner {
+			return errStatus(http.StatusBadRequest, "Cannot share a server with its owner")
+		}
+		model, err = h.shareWith(tx, rcp, owner, server, scopes)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	h.logger.Info("server shared", zap.String("owner", owner), zap.String("server", server), zap.Any("user", data["user"]), zap.Any("group", data["group"]))
+	return q.writeJSON(http.StatusOK, model)
+}
+
+// shareWith creates rcp's share of owner/server with scopes, or adds scopes to the existing one.
+func (h *Hub) shareWith(tx *store.Txn, rcp *store.Share, owner, server string, scopes []string) (map[string]any, error) {
+	recipient := store.UserRecipient(rcp.User)
+	if rcp.Group != "" {
+		recipient = store.GroupRecipient(rcp.Group)
+	}
+	s, err := tx.Share(owner, server, recipient)
+	if errors.Is(err, store.ErrNotFound) {
+		s = &store.Share{Owner: owner, Server: server, User: rcp.User, Group: rcp.Group}
+	} else if err != nil {
+		return nil, err
+	}
+	s.Scopes = append(s.Scopes, scopes...)
+	slices.Sort(s.Scopes)
+	s.Scopes = slices.Compact(s.Scopes)
+	if err := tx.PutShare(s); err != nil {
+		return nil, err
+	}
+	return h.shareModel(tx, s), nil
+}
+
+// PATCH /shares/{owner}/{server}: revoke some scopes of a share ({"user"|"group", "scopes"?}); without
+// scopes, or when none remain, the share is removed and the answer is {}.
+func (h *Hub) apiShareRevoke(q *apiRequest) error {
+	owner, server, _ := serverPath(q.r)
+	if err := q.need(rbac.ServerResource(owner, server), "shares"); err != nil {
+		return err
+	}
+	if err := h.existingServer(q, owner, server); err != nil {
+		return err
+	}
+	data, err := q.bodyObject()
+	if err != nil {
+		return err
+	}
+	if err := checkModel(data, shareRequestTypes, "share"); err != nil {
+		return err
+	}
+	var revoke []string
+	if v, ok := data["scopes"]; ok {
+		if revoke, err = stringList(v, "scopes"); err != nil {
+			return err
+		}
+	}
+	model := map[string]any{}
+	err = h.store.Update(func(tx *store.Txn) error {
+		model = map[string]any{}
+		rcp, err := h.shareRecipient(tx, data)
+		if err != nil {
+			return err
+		}
+		recipient := store.UserRecipient(rcp.User)
+		if rcp.Group != "" {
+			recipient = store.GroupRecipient(rcp.Group)
+		}
+		s, err := tx.Share(owner, server, recipient)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // nothing to revoke
+		} else if err != nil {
+			return err
+		}
+		if revoke != nil {
+			s.Scopes = slices.DeleteFunc(s.Scopes, func(x string) bool { return slices.Contains(revoke, x) })
+		}
+		if revoke == nil || len(s.Scopes) == 0 {
+			return tx.DeleteShare(s)
+		}
+		if err := tx.PutShare(s); err != nil {
+			return err
+		}
+		model = h.shareModel(tx, s)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return q.writeJSON(http.StatusOK, model)
+}
+
+// DELETE /shares/{owner}/{server}: revoke every share of the server.
+func (h *Hub) apiSharesDelete(q *apiRequest) error {
+	owner, server, _ := serverPath(q.r)
+	if err := q.need(rbac.ServerResource(owner, server), "shares"); err != nil {
+		return err
+	}
+	if err := h.existingServer(q, owner, server); err != nil {
+		return err
+	}
+	err := h.store.Update(func(tx *store.Txn) error {
+		shares, err := tx.OwnerShares(owner, server, false)
+		if err != nil {
+			return err
+		}
+		for _, s := range shares {
+			if err := tx.DeleteShare(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return q.noContent()
+}
+
+// GET /share-codes/{owner}[/{server}]
+func (h *Hub) apiShareCodes(q *apiRequest) error {
+	owner, server, one := serverPath(q.r)
+	res := rbac.UserResource(owner)
+	if one {
+		res = rbac.ServerResource(owner, server)
+	}
+	if err := q.need(res, "read:shares"); err != nil {
+		return err
+	}
+	if err := h.existingServer(q, owner, server); err != nil {
+		return err
+	}
+	var items []map[string]any
+	err := h.store.View(func(tx *store.Txn) error {
+		codes, err := tx.ShareCodes(owner, server, !one, time.Now())
+		if err != nil {
+			return err
+		}
+		for _, c := range codes {
+			items = append(items, h.shareCodeModel(tx, c))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return q.pageOf(items)
+}
+
+// acceptShareURL is the hub page that accepts a share code.
+func (h *Hub) acceptShareURL(code string) string {
+	return h.prefix + "accept-share?" + url.Values{"code": {code}}.Encode()
+}
+
+// POST /share-codes/{owner}/{server}: {"scopes"?, "expires_in"?}; the answer carries the code once.
+func (h *Hub) apiShareCodeCreate(q *apiRequest) error {
+	owner, server, _ := serverPath(q.r)
+	if err := q.need(rbac.ServerResource(owner, server), "shares"); err != nil {
+		return err
+	}
+	if err := h.existingServer(q, owner, server); err != nil {
+		return err
+	}
+	data, err := q.bodyObject()
+	if err != nil {
+		return err
+	}
+	if err := checkModel(data, map[string]string{"scopes": "list", "expires_in": "int"}, "share_code"); err != nil {
+		return err
+	}
+	scopes, err := h.shareScopes(q, data["scopes"], owner, server)
+	if err != nil {
+		return err
+	}
+	expiry := shareCodeDefaultExpiry
+	if v, ok := data["expires_in"]; ok {
+		n, err := v.(json.Number).Int64()
+		if err != nil || n <= 0 || time.Duration(n)*time.Second > shareCodeMaxExpiry {
+			return errStatus(http.StatusBadRequest, "expires_in must be a positive number of seconds, at most %d", int64(shareCodeMaxExpiry/time.Second))
+		}
+		expiry = time.Duration(n) * time.Second
+	}
+	code := "sc_" + store.NewSecret(16)
+	now := time.Now().UTC()
+	c := &store.ShareCode{Owner: owner, Server: server, Scopes: scopes, Created: now, ExpiresAt: now.Add(expiry)}
+	var model map[string]any
+	err = h.store.Update(func(tx *store.Txn) error {
+		c.ID = ""
+		if err := tx.CreateShareCode(c, code); err != nil {
+			return err
+		}
+		model = h.shareCodeModel(tx, c)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	model["code"] = code
+	model["accept_url"] = h.acceptShareURL(code)
+	model["full_accept_url"] = nil
+	h.logger.Info("share code created", zap.String("owner", owner), zap.String("server", server), zap.String("id", c.ID))
+	return q.writeJSON(http.StatusOK, model)
+}
+
+// DELETE /share-codes/{owner}/{server}[?id=…]: revoke one code, or all of the server's.
+func (h *Hub) apiShareCodeDelete(q *apiRequest) error {
+	owner, server, _ := serverPath(q.r)
+	if err := q.need(rbac.ServerResource(owner, server), "shares"); err != nil {
+		return err
+	}
+	if err := h.existingServer(q, owner, server); err != nil {
+		return err
+	}
+	id := q.r.URL.Query().Get("id")
+	err := h.store.Update(func(tx *store.Txn) error {
+		if id == "" {
+			return tx.DeleteShareCodes(owner, server, false)
+		}
+		return tx.DeleteShareCode(owner, server, id)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return errStatus(http.StatusNotFound, "No such share code: %s", id)
+	} else if err != nil {
+		return err
+	}
+	return q.noContent()
+}
+
+// The /hub/accept-share page (spec §4.1): a logged-in user accepts a share code. Every URL in the
+// page goes through html/template's escaping (GHSA-c4gm-pwx9-9w8j), and the POST needs the XSRF
+// token, cross-site no-cors requests included (GHSA-m68r-v472-jgq9).
+
+func init() {
+	pageTemplates["accept-share"] = loadTemplates("accept-share")["accept-share"]
+}
+
+// acceptShareData is the accept-share template's data.
+type acceptShareData struct {
+	Owner, Server, ServerURL, Code, Action, Expires string
+	Scopes                                          []string
+}
+
+// registerAcceptShare registers the accept-share page.
+func (h *Hub) registerAcceptShare(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+h.prefix+"accept-share", h.page(h.requireLogin(h.serveAcceptSharePage)))
+	mux.HandleFunc("POST "+h.prefix+"accept-share", h.page(h.requireLogin(h.serveAcceptShare)))
+}
+
+// shareCodeFor looks up an unexpired code for the logged-in user; it renders the error page and
+// returns nil when the code cannot be accepted.
+func (h *Hub) shareCodeFor(w http.ResponseWriter, r *http.Request, pr *pageRequest, code string) *store.ShareCode {
+	var c *store.ShareCode
+	err := h.store.View(func(tx *store.Txn) error {
+		var err error
+		c, err = tx.ShareCodeBySecret(code, time.Now())
+		return err
+	})
+	switch {
+	case code == "" || errors.Is(err, store.ErrNotFound):
+		h.renderError(w, r, pr, http.StatusNotFound, "This share code is invalid or has expired.")
+		return nil
+	case err != nil:
+		h.logger.Error("reading share code", zap.Error(err))
+		h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not read its database. Try again in a moment.")
+		return nil
+	case c.Owner == pr.user.Name:
+		h.renderError(w, r, pr, http.StatusBadRequest, "You cannot accept a share of your own server.")
+		return nil
+	}
+	return c
+}
+
+// GET /hub/accept-share?code=…
+func (h *Hub) serveAcceptSharePage(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
+	code := r.URL.Query().Get("code")
+	c := h.shareCodeFor(w, r, pr, code)
+	if c == nil {
+		return
+	}
+	h.render(w, r, pr, http.StatusOK, "accept-share", "Accept sharing invitation", acceptShareData{
+		Owner: c.Owner, Server: c.Server, ServerURL: h.serverURL(c.Owner, c.Server), Code: code,
+		Action: h.prefix + "accept-share", Expires: c.ExpiresAt.UTC().Format(time.RFC1123), Scopes: c.Scopes,
+	})
+}
+
+// POST /hub/accept-share: share the code's server with the logged-in user, then go to the server.
+func (h *Hub) serveAcceptShare(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
+	if err := h.checkXSRF(r); err != nil {
+		h.renderError(w, r, pr, http.StatusForbidden, "XSRF cookie does not match POST argument")
+		return
+	}
+	code := r.PostFormValue("code")
+	if h.shareCodeFor(w, r, pr, code) == nil {
+		return
+	}
+	var c *store.ShareCode
+	now := time.Now()
+	err := h.store.Update(func(tx *store.Txn) error {
+		var err error
+		if c, err = tx.ShareCodeBySecret(code, now); err != nil {
+			return err
+		}
+		if _, err := h.shareWith(tx, &store.Share{User: pr.user.Name}, c.Owner, c.Server, c.Scopes); err != nil {
+			return err
+		}
+		return tx.ExchangeShareCode(c, now)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		h.renderError(w, r, pr, http.StatusNotFound, "This share code is invalid or has expired.")
+		return
+	} else if err != nil {
+		h.logger.Error("accepting share code", zap.Error(err))
+		h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not record the share. Try again in a moment.")
+		return
+	}
+	h.logger.Info("share code accepted", zap.String("owner", c.Owner), zap.String("server", c.Server), zap.String("user", pr.user.Name), zap.String("id", c.ID))
+	http.Redirect(w, r, h.serverURL(c.Owner, c.Server), http.StatusSeeOther)
+}
