@@ -20,8 +20,10 @@ import (
 )
 
 const (
-	// shareCodeDefaultExpiry and shareCodeMaxExpiry bound a share code's expires_in (seconds).
+	// shareCodeDefaultExpiry, shareCodeMinExpiry and shareCodeMaxExpiry are a share code's
+	// expires_in default and bounds (JupyterHub's ShareCodeGrantRequest).
 	shareCodeDefaultExpiry = 24 * time.Hour
+	shareCodeMinExpiry     = time.Minute
 	shareCodeMaxExpiry     = 365 * 24 * time.Hour
 )
 
@@ -38,6 +40,7 @@ func (h *Hub) registerShares(handle func(pattern string, fn apiFunc)) {
 	both("GET", "groups/{name}/shared/{owner}", h.apiGroupSharedOne)
 	handle("GET shares/{owner}", h.apiShares)
 	both("GET", "shares/{owner}", h.apiShares)
+	both("DELETE", "groups/{name}/shared/{owner}", h.apiGroupSharedDelete)
 	both("POST", "shares/{owner}", h.apiShareCreate)
 	both("PATCH", "shares/{owner}", h.apiShareRevoke)
 	both("DELETE", "shares/{owner}", h.apiSharesDelete)
@@ -45,6 +48,18 @@ func (h *Hub) registerShares(handle func(pattern string, fn apiFunc)) {
 	both("GET", "share-codes/{owner}", h.apiShareCodes)
 	both("POST", "share-codes/{owner}", h.apiShareCodeCreate)
 	both("DELETE", "share-codes/{owner}", h.apiShareCodeDelete)
+	// Only GET lists all of an owner's servers; changes name one server.
+	for _, m := range []string{"POST", "PATCH", "DELETE"} {
+		handle(m+" shares/{owner}", h.apiNeedsServer)
+		if m != "PATCH" {
+			handle(m+" share-codes/{owner}", h.apiNeedsServer)
+		}
+	}
+}
+
+// apiNeedsServer answers 405 to changes of /shares/{owner} and /share-codes/{owner}.
+func (h *Hub) apiNeedsServer(q *apiRequest) error {
+	return errStatus(http.StatusMethodNotAllowed, "Method Not Allowed")
 }
 
 // sharedScopes returns the expanded scopes a user holds through shares with it and its groups.
@@ -133,11 +148,11 @@ func (h *Hub) shareCodeModel(tx *store.Txn, c *store.ShareCode) map[string]any {
 
 // pageOf answers with one page of items in the pagination envelope, which the shares API always uses.
 func (q *apiRequest) pageOf(items []map[string]any) error {
-	q.r.Header.Set("Accept", paginationMediaType)
-	offset, limit, err := q.pagination()
+	offset, limit, err := q.pagination() // legacy clients get the larger default limit, as in JupyterHub
 	if err != nil {
 		return err
 	}
+	q.r.Header.Set("Accept", paginationMediaType)
 	page := items[min(offset, len(items)):min(offset+limit, len(items))]
 	if page == nil {
 		page = []map[string]any{}
@@ -185,16 +200,31 @@ func (h *Hub) apiUserShared(q *apiRequest) error {
 	if err := q.need(rbac.UserResource(name), "read:users:shares"); err != nil {
 		return err
 	}
-	if _, err := q.existingUser(name); err != nil {
+	u, err := q.user(name)
+	if errors.Is(err, store.ErrNotFound) {
+		return errStatus(http.StatusNotFound, "No such user: %s", name)
+	} else if err != nil {
 		return err
 	}
+	// Shares with the user and with its groups, as JupyterHub lists them.
 	return h.shareList(q, func(tx *store.Txn) ([]*store.Share, error) {
-		return tx.SharesWith(store.UserRecipient(name), "", "", false)
+		all, err := tx.SharesWith(store.UserRecipient(name), "", "", false)
+		for _, g := range u.Groups {
+			if err != nil {
+				break
+			}
+			var more []*store.Share
+			more, err = tx.SharesWith(store.GroupRecipient(g), "", "", false)
+			all = append(all, more...)
+		}
+		return all, err
 	})
 }
 
 // oneShare reads the share of owner/server with recipient; 404 when there is none.
 func (h *Hub) oneShare(owner, server, recipient string) (*store.Share, map[string]any, error) {
+	kind, name, _ := strings.Cut(recipient, ":")
+	kind = map[string]string{"u": "user", "g": "group"}[kind]
 	var s *store.Share
 	var m map[string]any
 	err := h.store.View(func(tx *store.Txn) error {
@@ -206,7 +236,7 @@ func (h *Hub) oneShare(owner, server, recipient string) (*store.Share, map[strin
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil, errStatus(http.StatusNotFound, "No such share of %s/%s", owner, server)
+		return nil, nil, errStatus(http.StatusNotFound, "No such share for %s %s on %s/%s", kind, name, owner, server)
 	}
 	return s, m, err
 }
@@ -215,9 +245,6 @@ func (h *Hub) oneShare(owner, server, recipient string) (*store.Share, map[strin
 func (h *Hub) apiUserSharedOne(q *apiRequest) error {
 	name := q.r.PathValue("name")
 	if err := q.need(rbac.UserResource(name), "read:users:shares"); err != nil {
-		return err
-	}
-	if _, err := q.existingUser(name); err != nil {
 		return err
 	}
 	_, m, err := h.oneShare(q.r.PathValue("owner"), q.r.PathValue("server"), store.UserRecipient(name))
@@ -233,23 +260,32 @@ func (h *Hub) apiUserSharedDelete(q *apiRequest) error {
 	if err := q.need(rbac.UserResource(name), "users:shares"); err != nil {
 		return err
 	}
-	if _, err := q.existingUser(name); err != nil {
+	return h.deleteOneShare(q, store.UserRecipient(name))
+}
+
+// deleteOneShare removes recipient's share of the server in the path.
+func (h *Hub) deleteOneShare(q *apiRequest, recipient string) error {
+	owner, server := q.r.PathValue("owner"), q.r.PathValue("server")
+	s, _, err := h.oneShare(owner, server, recipient)
+	if err != nil {
 		return err
 	}
-	owner, server := q.r.PathValue("owner"), q.r.PathValue("server")
-	err := h.store.Update(func(tx *store.Txn) error {
-		s, err := tx.Share(owner, server, store.UserRecipient(name))
-		if err != nil {
-			return err
-		}
-		return tx.DeleteShare(s)
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return errStatus(http.StatusNotFound, "No such share of %s/%s", owner, server)
-	} else if err != nil {
+	if err := h.store.Update(func(tx *store.Txn) error { return tx.DeleteShare(s) }); err != nil {
 		return err
 	}
 	return q.noContent()
+}
+
+// DELETE /groups/{name}/shared/{owner}/{server}
+func (h *Hub) apiGroupSharedDelete(q *apiRequest) error {
+	name := q.r.PathValue("name")
+	if err := q.need(rbac.Resource{Group: name}, "groups:shares"); err != nil {
+		return err
+	}
+	if _, err := h.groupByName(name); err != nil {
+		return err
+	}
+	return h.deleteOneShare(q, store.GroupRecipient(name))
 }
 
 // GET /groups/{name}/shared
@@ -306,66 +342,93 @@ func (h *Hub) apiShares(q *apiRequest) error {
 	return h.shareList(q, func(tx *store.Txn) ([]*store.Share, error) { return tx.OwnerShares(owner, server, !one) })
 }
 
-// shareScopes checks the scopes requested for a share or share code of owner/server: each filtered
-// to exactly that server, known, and held by the requester. None requested: access to the server.
-func (h *Hub) shareScopes(q *apiRequest, v any, owner, server string) ([]string, error) {
-	filter := "!server=" + owner + "/" + server
-	if v == nil {
-		return []string{"access:servers" + filter}, nil
-	}
-	scopes, err := stringList(v, "scopes")
-	if err != nil {
-		return nil, err
+// shareScopes validates the scopes requested for a share, a share code or a revocation of owner/server
+// (JupyterHub's _apply_filter): each must exist and carry no filter or exactly !server=<owner>/<server>,
+// which is added where missing. None requested: access to the server.
+func (h *Hub) shareScopes(v any, owner, server string) ([]string, error) {
+	filter := "server=" + owner + "/" + server
+	var scopes []string
+	if v != nil {
+		var err error
+		if scopes, err = stringList(v, "scopes"); err != nil {
+			return nil, err
+		}
 	}
 	if len(scopes) == 0 {
-		return nil, errStatus(http.StatusBadRequest, "Must specify at least one scope")
+		return []string{"access:servers!" + filter}, nil
 	}
 	reg := h.apiState().engine.Registry()
+	out := make([]string, 0, len(scopes))
 	for _, s := range scopes {
-		if !strings.HasSuffix(s, filter) {
-			return nil, errStatus(http.StatusBadRequest, "Invalid scope for sharing %s/%s: %s (must be filtered with %s)", owner, server, s, filter)
+		base, f, _ := strings.Cut(s, "!")
+		if _, err := reg.Expand([]string{base}); err != nil {
+			return nil, errStatus(http.StatusBadRequest, "Invalid scope for share: %s", s)
 		}
+		if f != "" && f != filter {
+			return nil, errStatus(http.StatusBadRequest, "!%s not allowed on sharing %s, only !%s (or no filter)", f, s, filter)
+		}
+		out = append(out, base+"!"+filter)
 	}
-	requested, err := reg.Expand(scopes)
-	if err != nil {
-		return nil, errStatus(http.StatusBadRequest, "Invalid scopes: %s", err)
-	}
-	if err := rbac.CheckSubset(requested, q.scopes(), h.groupLookup()); err != nil {
-		return nil, errStatus(http.StatusForbidden, "Not assigning requested scopes: %s", err)
-	}
-	slices.Sort(scopes)
-	return slices.Compact(scopes), nil
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
-// shareRecipient reads {"user": …} or {"group": …} from a share request body.
-func (h *Hub) shareRecipient(tx *store.Txn, data map[string]any) (*store.Share, error) {
-	user, hasUser := data["user"]
-	group, hasGroup := data["group"]
-	if hasUser == hasGroup {
-		return nil, errStatus(http.StatusBadRequest, "Specify exactly one of 'user' or 'group'")
-	}
-	if hasUser {
-		name, ok := user.(string)
-		if !ok {
-			return nil, errStatus(http.StatusBadRequest, "user must be str, not %s", pyType(user))
+// checkGrant answers 403 unless the requester holds every scope it wants to share.
+func (h *Hub) checkGrant(q *apiRequest, scopes []string) error {
+	reg := h.apiState().engine.Registry()
+	for _, s := range scopes {
+		set, err := reg.Expand([]string{s})
+		if err == nil {
+			err = rbac.CheckSubset(set, q.scopes(), h.groupLookup())
 		}
-		if _, err := tx.User(name); errors.Is(err, store.ErrNotFound) {
-			return nil, errStatus(http.StatusBadRequest, "No such user: %s", name)
+		if err != nil {
+			return errStatus(http.StatusForbidden, "Do not have permission to grant share with scope %s", s)
+		}
+	}
+	return nil
+}
+
+// shareRequest reads a share request body: {"user": …} or {"group": …}, with "scopes" optional.
+func shareRequest(data map[string]any) (user, group string, err error) {
+	if err := checkModel(data, shareRequestTypes, "share"); err != nil {
+		return "", "", err
+	}
+	user, _ = data["user"].(string)
+	group, _ = data["group"].(string)
+	_, hasUser := data["user"]
+	_, hasGroup := data["group"]
+	switch {
+	case hasUser && hasGroup:
+		return "", "", errStatus(http.StatusBadRequest, "Expected exactly one of `user` or `group`, not both.")
+	case !hasUser && !hasGroup:
+		return "", "", errStatus(http.StatusBadRequest, "Specify exactly one of `user` or `group`")
+	}
+	return user, group, nil
+}
+
+// shareRecipient resolves a request's recipient for a new share: the requester must be able to name it
+// (read:users:name / read:groups:name), and it must exist (400 otherwise).
+func (h *Hub) shareRecipient(q *apiRequest, tx *store.Txn, user, group string) (*store.Share, error) {
+	if user != "" || group == "" {
+		if !q.scopes().Allows("read:users:name", rbac.UserResource(user), q.groupsOf(user)) {
+			return nil, errStatus(http.StatusForbidden, "Need scope 'read:users:name' to share with users by name")
+		}
+		if _, err := tx.User(user); errors.Is(err, store.ErrNotFound) {
+			return nil, errStatus(http.StatusBadRequest, "No such user: %s", user)
 		} else if err != nil {
 			return nil, err
 		}
-		return &store.Share{User: name}, nil
+		return &store.Share{User: user}, nil
 	}
-	name, ok := group.(string)
-	if !ok {
-		return nil, errStatus(http.StatusBadRequest, "group must be str, not %s", pyType(group))
+	if !q.scopes().Allows("read:groups:name", rbac.Resource{Group: group}, nil) {
+		return nil, errStatus(http.StatusForbidden, "Need scope 'read:groups:name' to share with groups by name")
 	}
-	if _, err := tx.Group(name); errors.Is(err, store.ErrNotFound) {
-		return nil, errStatus(http.StatusBadRequest, "No such group: %s", name)
+	if _, err := tx.Group(group); errors.Is(err, store.ErrNotFound) {
+		return nil, errStatus(http.StatusBadRequest, "No such group: %s", group)
 	} else if err != nil {
 		return nil, err
 	}
-	return &store.Share{Group: name}, nil
+	return &store.Share{Group: group}, nil
 }
 
 var shareRequestTypes = map[string]string{"user": "str", "group": "str", "scopes": "list"}
@@ -376,23 +439,27 @@ func (h *Hub) apiShareCreate(q *apiRequest) error {
 	if err := q.need(rbac.ServerResource(owner, server), "shares"); err != nil {
 		return err
 	}
-	if err := h.existingServer(q, owner, server); err != nil {
-		return err
-	}
 	data, err := q.bodyObject()
 	if err != nil {
 		return err
 	}
-	if err := checkModel(data, shareRequestTypes, "share"); err != nil {
+	user, group, err := shareRequest(data)
+	if err != nil {
 		return err
 	}
-	scopes, err := h.shareScopes(q, data["scopes"], owner, server)
+	scopes, err := h.shareScopes(data["scopes"], owner, server)
 	if err != nil {
+		return err
+	}
+	if err := h.existingServer(q, owner, server); err != nil {
+		return err
+	}
+	if err := h.checkGrant(q, scopes); err != nil {
 		return err
 	}
 	var model map[string]any
 	err = h.store.Update(func(tx *store.Txn) error {
-		rcp, err := h.shareRecipient(tx, data)
+		rcp, err := h.shareRecipient(q, tx, user, group)
 		if err != nil {
 			return err
 		}
@@ -405,7 +472,7 @@ func (h *Hub) apiShareCreate(q *apiRequest) error {
 	if err != nil {
 		return err
 	}
-	h.logger.Info("server shared", zap.String("owner", owner), zap.String("server", server), zap.Any("user", data["user"]), zap.Any("group", data["group"]))
+	h.logger.Info("server shared", zap.String("owner", owner), zap.String("server", server), zap.String("user", user), zap.String("group", group))
 	return q.writeJSON(http.StatusOK, model)
 }
 
@@ -431,39 +498,38 @@ func (h *Hub) shareWith(tx *store.Txn, rcp *store.Share, owner, server string, s
 }
 
 // PATCH /shares/{owner}/{server}: revoke some scopes of a share ({"user"|"group", "scopes"?}); without
-// scopes, or when none remain, the share is removed and the answer is {}.
+// scopes, or when none remain, the share is removed and the answer is {} (also for unknown recipients).
 func (h *Hub) apiShareRevoke(q *apiRequest) error {
 	owner, server, _ := serverPath(q.r)
 	if err := q.need(rbac.ServerResource(owner, server), "shares"); err != nil {
-		return err
-	}
-	if err := h.existingServer(q, owner, server); err != nil {
 		return err
 	}
 	data, err := q.bodyObject()
 	if err != nil {
 		return err
 	}
-	if err := checkModel(data, shareRequestTypes, "share"); err != nil {
+	user, group, err := shareRequest(data)
+	if err != nil {
 		return err
 	}
 	var revoke []string
-	if v, ok := data["scopes"]; ok {
-		if revoke, err = stringList(v, "scopes"); err != nil {
-			return err
+	if v, ok := data["scopes"]; ok && v != nil {
+		if list, _ := v.([]any); len(list) > 0 {
+			if revoke, err = h.shareScopes(v, owner, server); err != nil {
+				return err
+			}
 		}
+	}
+	if err := h.existingServer(q, owner, server); err != nil {
+		return err
+	}
+	recipient := store.UserRecipient(user)
+	if group != "" {
+		recipient = store.GroupRecipient(group)
 	}
 	model := map[string]any{}
 	err = h.store.Update(func(tx *store.Txn) error {
 		model = map[string]any{}
-		rcp, err := h.shareRecipient(tx, data)
-		if err != nil {
-			return err
-		}
-		recipient := store.UserRecipient(rcp.User)
-		if rcp.Group != "" {
-			recipient = store.GroupRecipient(rcp.Group)
-		}
 		s, err := tx.Share(owner, server, recipient)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil // nothing to revoke
@@ -556,9 +622,6 @@ func (h *Hub) apiShareCodeCreate(q *apiRequest) error {
 	if err := q.need(rbac.ServerResource(owner, server), "shares"); err != nil {
 		return err
 	}
-	if err := h.existingServer(q, owner, server); err != nil {
-		return err
-	}
 	data, err := q.bodyObject()
 	if err != nil {
 		return err
@@ -566,15 +629,21 @@ func (h *Hub) apiShareCodeCreate(q *apiRequest) error {
 	if err := checkModel(data, map[string]string{"scopes": "list", "expires_in": "int"}, "share_code"); err != nil {
 		return err
 	}
-	scopes, err := h.shareScopes(q, data["scopes"], owner, server)
+	scopes, err := h.shareScopes(data["scopes"], owner, server)
 	if err != nil {
+		return err
+	}
+	if err := h.checkGrant(q, scopes); err != nil {
+		return err
+	}
+	if err := h.existingServer(q, owner, server); err != nil {
 		return err
 	}
 	expiry := shareCodeDefaultExpiry
 	if v, ok := data["expires_in"]; ok {
 		n, err := v.(json.Number).Int64()
-		if err != nil || n <= 0 || time.Duration(n)*time.Second > shareCodeMaxExpiry {
-			return errStatus(http.StatusBadRequest, "expires_in must be a positive number of seconds, at most %d", int64(shareCodeMaxExpiry/time.Second))
+		if err != nil || n < int64(shareCodeMinExpiry/time.Second) || n > int64(shareCodeMaxExpiry/time.Second) {
+			return errStatus(http.StatusBadRequest, "expires_in must be between %d and %d seconds", int64(shareCodeMinExpiry/time.Second), int64(shareCodeMaxExpiry/time.Second))
 		}
 		expiry = time.Duration(n) * time.Second
 	}
@@ -600,7 +669,7 @@ func (h *Hub) apiShareCodeCreate(q *apiRequest) error {
 	return q.writeJSON(http.StatusOK, model)
 }
 
-// DELETE /share-codes/{owner}/{server}[?id=…]: revoke one code, or all of the server's.
+// DELETE /share-codes/{owner}/{server}[?code=…|?id=…]: revoke one code, or all of the server's.
 func (h *Hub) apiShareCodeDelete(q *apiRequest) error {
 	owner, server, _ := serverPath(q.r)
 	if err := q.need(rbac.ServerResource(owner, server), "shares"); err != nil {
@@ -609,16 +678,27 @@ func (h *Hub) apiShareCodeDelete(q *apiRequest) error {
 	if err := h.existingServer(q, owner, server); err != nil {
 		return err
 	}
-	id := q.r.URL.Query().Get("id")
+	code, id := q.r.URL.Query().Get("code"), q.r.URL.Query().Get("id")
 	err := h.store.Update(func(tx *store.Txn) error {
-		if id == "" {
-			return tx.DeleteShareCodes(owner, server, false)
+		switch {
+		case code != "":
+			c, err := tx.ShareCodeBySecret(code, time.Now())
+			if errors.Is(err, store.ErrNotFound) || (err == nil && (c.Owner != owner || c.Server != server)) {
+				return errStatus(http.StatusNotFound, "No matching code found")
+			} else if err != nil {
+				return err
+			}
+			return tx.DeleteShareCode(owner, server, c.ID)
+		case id != "":
+			err := tx.DeleteShareCode(owner, server, id)
+			if errors.Is(err, store.ErrNotFound) {
+				return errStatus(http.StatusNotFound, "No code found matching id=%s", id)
+			}
+			return err
 		}
-		return tx.DeleteShareCode(owner, server, id)
+		return tx.DeleteShareCodes(owner, server, false)
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return errStatus(http.StatusNotFound, "No such share code: %s", id)
-	} else if err != nil {
+	if err != nil {
 		return err
 	}
 	return q.noContent()

@@ -16,17 +16,21 @@ import (
 // (group team) are plain users; root is an admin. alice has a named server "lab".
 func newShareHub(t *testing.T) (*apiHub, map[string]string) {
 	a := newAPIHub(t, func(a *App) {
-		a.Roles = []*Role{{Name: "sharer", Scopes: []string{"shares!user"}, Users: []string{"alice"}}}
+		a.Roles = []*Role{
+			{Name: "sharer", Scopes: []string{"shares!user", "read:users:name", "read:groups:name"}, Users: []string{"alice"}},
+			{Name: "half-sharer", Scopes: []string{"shares!user"}, Users: []string{"dave"}},
+		}
 	})
 	a.user("alice", false)
 	a.user("bob", false)
 	a.user("carol", false, "team")
 	a.user("root", true)
+	a.user("dave", false)
 	if err := a.store.Update(func(tx *store.Txn) error { return tx.PutServer(&store.Server{User: "alice", Name: "lab"}) }); err != nil {
 		t.Fatal(err)
 	}
 	tok := map[string]string{}
-	for _, n := range []string{"alice", "bob", "carol", "root"} {
+	for _, n := range []string{"alice", "bob", "carol", "root", "dave"} {
 		tok[n] = a.token(n)
 	}
 	return a, tok
@@ -82,12 +86,19 @@ func TestSharesAPI(t *testing.T) {
 		{"with the owner", "POST", "/hub/api/shares/alice/", "alice", `{"user": "alice"}`, 400, "owner"},
 		{"unknown user", "POST", "/hub/api/shares/alice/", "alice", `{"user": "nobody"}`, 400, "No such user"},
 		{"unknown group", "POST", "/hub/api/shares/alice/", "alice", `{"group": "nobody"}`, 400, "No such group"},
-		{"user and group", "POST", "/hub/api/shares/alice/", "alice", `{"user": "bob", "group": "team"}`, 400, "exactly one"},
+		{"user and group", "POST", "/hub/api/shares/alice/", "alice", `{"user": "bob", "group": "team"}`, 400, "not both"},
 		{"neither", "POST", "/hub/api/shares/alice/", "alice", `{}`, 400, "exactly one"},
 		{"unknown key", "POST", "/hub/api/shares/alice/", "alice", `{"user": "bob", "x": 1}`, 400, "Invalid JSON keys"},
-		{"scope for another server", "POST", "/hub/api/shares/alice/", "alice", `{"user": "bob", "scopes": ["access:servers!server=alice/lab"]}`, 400, "must be filtered"},
-		{"unfiltered scope", "POST", "/hub/api/shares/alice/", "alice", `{"user": "bob", "scopes": ["admin:users"]}`, 400, "must be filtered"},
-		{"scope not held", "POST", "/hub/api/shares/alice/", "alice", `{"user": "bob", "scopes": ["admin:servers!server=alice/"]}`, 403, "Not assigning"},
+		{"scope for another server", "POST", "/hub/api/shares/alice/", "alice", `{"user": "bob", "scopes": ["access:servers!server=alice/lab"]}`, 400, "not allowed on sharing"},
+		{"scope filtered to a user", "POST", "/hub/api/shares/alice/", "alice", `{"user": "bob", "scopes": ["access:servers!user=alice"]}`, 400, "not allowed on sharing"},
+		{"unknown scope", "POST", "/hub/api/shares/alice/", "alice", `{"user": "bob", "scopes": ["nope:nope"]}`, 400, "Invalid scope"},
+		{"scopes not a list", "POST", "/hub/api/shares/alice/", "alice", `{"user": "bob", "scopes": "access:servers"}`, 400, "share.scopes must be"},
+		{"without read:users:name", "POST", "/hub/api/shares/dave/", "dave", `{"user": "bob"}`, 403, "read:users:name"},
+		{"without read:groups:name", "POST", "/hub/api/shares/dave/", "dave", `{"group": "team"}`, 403, "read:groups:name"},
+		{"no server in path", "POST", "/hub/api/shares/alice", "alice", `{"user": "bob"}`, 405, ""},
+		{"no server in path (codes)", "DELETE", "/hub/api/share-codes/alice", "alice", "", 405, ""},
+		{"unfiltered scope", "POST", "/hub/api/shares/alice/", "alice", `{"user": "bob", "scopes": ["admin:servers"]}`, 403, "Do not have permission to grant share with scope admin:servers!server=alice/"},
+		{"scope not held", "POST", "/hub/api/shares/alice/", "alice", `{"user": "bob", "scopes": ["admin:servers!server=alice/"]}`, 403, "Do not have permission"},
 		{"no such named server", "POST", "/hub/api/shares/alice/nope", "alice", `{"user": "bob"}`, 404, "No such server"},
 		{"no such owner (admin)", "POST", "/hub/api/shares/nobody/", "root", `{"user": "bob"}`, 404, "not found"},
 		{"bad JSON", "POST", "/hub/api/shares/alice/", "alice", `{`, 400, "Invalid JSON"},
@@ -98,7 +109,9 @@ func TestSharesAPI(t *testing.T) {
 		{"bob reads one", "GET", "/hub/api/users/bob/shared/alice/", "bob", "", 200, `"name":"bob"`},
 		{"bob: no share of lab", "GET", "/hub/api/users/bob/shared/alice/lab", "bob", "", 404, "No such share"},
 		{"carol cannot read bob's", "GET", "/hub/api/users/bob/shared", "carol", "", 404, ""},
-		{"unknown user's shared (admin)", "GET", "/hub/api/users/nobody/shared", "root", "", 404, "not found"},
+		{"unknown user's shared (admin)", "GET", "/hub/api/users/nobody/shared", "root", "", 404, "No such user: nobody"},
+		{"carol's list includes her group's shares", "GET", "/hub/api/users/carol/shared", "carol", "", 200, `"group":{"name":"team"}`},
+		{"unknown user's one share (admin)", "GET", "/hub/api/users/nobody/shared/alice/", "root", "", 404, "No such share for user nobody on alice/"},
 		{"group's shares (admin)", "GET", "/hub/api/groups/team/shared", "root", "", 200, `"total":1`},
 		{"group's one share (admin)", "GET", "/hub/api/groups/team/shared/alice/lab", "root", "", 200, `"kind":"group"`},
 		{"group's shares (member, no scope)", "GET", "/hub/api/groups/team/shared", "carol", "", 403, ""},
@@ -138,6 +151,9 @@ func TestSharesAPI(t *testing.T) {
 	if code := a.call("GET", "/hub/api/users/bob/shared", tok["bob"], "", &pr); code != 200 || pr.Pagination.Total != 0 || pr.Items == nil {
 		t.Fatalf("bob's shares after revoke: %d %+v", code, pr)
 	}
+	if code := a.call("PATCH", "/hub/api/shares/alice/", tok["alice"], `{"user": "nobody"}`, &m); code != 200 {
+		t.Fatalf("PATCH for an unknown user: %d %v", code, m)
+	}
 	// carol gives up her group's access? Not through /users (it is the group's share): 404.
 	if code := a.call("DELETE", "/hub/api/users/carol/shared/alice/lab", tok["carol"], "", nil); code != 404 {
 		t.Fatalf("carol deleting the group's share: %d", code)
@@ -147,7 +163,14 @@ func TestSharesAPI(t *testing.T) {
 	if code := a.call("DELETE", "/hub/api/users/bob/shared/alice/", tok["bob"], "", nil); code != 204 || canAccess(t, a, "bob", "alice", "") {
 		t.Fatalf("bob giving up his share: %d", code)
 	}
-	// DELETE /shares/{owner}/{server} revokes everyone's.
+	// An admin removes a group's share; DELETE /shares/{owner}/{server} revokes everyone's.
+	if code := a.call("DELETE", "/hub/api/groups/team/shared/alice/lab", tok["root"], "", nil); code != 204 || canAccess(t, a, "carol", "alice", "lab") {
+		t.Fatalf("deleting the group's share: %d", code)
+	}
+	if code := a.call("DELETE", "/hub/api/groups/team/shared/alice/lab", tok["root"], "", nil); code != 404 {
+		t.Fatalf("deleting the group's share again: %d", code)
+	}
+	a.call("POST", "/hub/api/shares/alice/lab", tok["alice"], `{"group": "team"}`, nil)
 	if code := a.call("DELETE", "/hub/api/shares/alice/lab", tok["bob"], "", nil); code != 403 {
 		t.Fatalf("bob deleting alice's shares: %d", code)
 	}
@@ -172,6 +195,11 @@ func TestShareCodesAPIAndAcceptPage(t *testing.T) {
 	}{
 		{"bob cannot create", "POST", "/hub/api/share-codes/alice/", "bob", "", 403},
 		{"bad expiry", "POST", "/hub/api/share-codes/alice/", "alice", `{"expires_in": -1}`, 400},
+		{"expiry too short", "POST", "/hub/api/share-codes/alice/", "alice", `{"expires_in": 59}`, 400},
+		{"expiry too long", "POST", "/hub/api/share-codes/alice/", "alice", `{"expires_in": 31536001}`, 400},
+		{"scope not held", "POST", "/hub/api/share-codes/alice/", "alice", `{"scopes": ["admin:servers"]}`, 403},
+		{"no such server", "POST", "/hub/api/share-codes/alice/nope", "alice", "", 404},
+		{"delete by a wrong code", "DELETE", "/hub/api/share-codes/alice/?code=sc_nope", "alice", "", 404},
 		{"expiry not int", "POST", "/hub/api/share-codes/alice/", "alice", `{"expires_in": "1"}`, 400},
 		{"bob cannot list", "GET", "/hub/api/share-codes/alice", "bob", "", 404},
 		{"delete unknown id", "DELETE", "/hub/api/share-codes/alice/?id=sc_nope", "alice", "", 404},
@@ -252,7 +280,12 @@ func TestShareCodesAPIAndAcceptPage(t *testing.T) {
 	if rec := browserDo(t, a.Hub, "GET", "/hub/accept-share?code="+url.QueryEscape(code), cookies, nil); rec.Code != 404 {
 		t.Fatalf("expired code: %d", rec.Code)
 	}
-	// Revoking all codes; then deleting alice drops bob's share.
+	// Revoking one code by its value, then all codes; then deleting alice drops bob's share.
+	var second map[string]any
+	a.call("POST", "/hub/api/share-codes/alice/", tok["alice"], "", &second)
+	if c := a.call("DELETE", "/hub/api/share-codes/alice/?code="+url.QueryEscape(second["code"].(string)), tok["alice"], "", nil); c != 204 {
+		t.Fatalf("deleting a code by value: %d", c)
+	}
 	a.call("POST", "/hub/api/share-codes/alice/", tok["alice"], "", nil)
 	if c := a.call("DELETE", "/hub/api/share-codes/alice/", tok["alice"], "", nil); c != 204 {
 		t.Fatalf("deleting codes: %d", c)
