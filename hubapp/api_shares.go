@@ -715,7 +715,10 @@ func init() {
 // acceptShareData is the accept-share template's data.
 type acceptShareData struct {
 	Owner, Server, ServerURL, Code, Action, Expires string
-	Scopes                                          []string
+	// Next is the validated ?next= (posted back with the form); Redirect is where accepting leads.
+	Next, Redirect string
+	Ready          bool
+	Scopes         []string
 }
 
 // registerAcceptShare registers the accept-share page.
@@ -755,13 +758,27 @@ func (h *Hub) serveAcceptSharePage(w http.ResponseWriter, r *http.Request, pr *p
 	if c == nil {
 		return
 	}
+	ready := false
+	_ = h.store.View(func(tx *store.Txn) error {
+		if s, err := tx.Server(c.Owner, c.Server); err == nil {
+			ready = s.Ready
+		}
+		return nil
+	})
+	next := h.safeNext(r, r.URL.Query().Get("next"))
+	redirect := next
+	if redirect == "" {
+		redirect = h.serverURL(c.Owner, c.Server)
+	}
 	h.render(w, r, pr, http.StatusOK, "accept-share", "Accept sharing invitation", acceptShareData{
 		Owner: c.Owner, Server: c.Server, ServerURL: h.serverURL(c.Owner, c.Server), Code: code,
 		Action: h.prefix + "accept-share", Expires: c.ExpiresAt.UTC().Format(time.RFC1123), Scopes: c.Scopes,
+		Next: next, Redirect: redirect, Ready: ready,
 	})
 }
 
-// POST /hub/accept-share: share the code's server with the logged-in user, then go to the server.
+// POST /hub/accept-share: share the code's server with the logged-in user, then go to a valid next=
+// or the server.
 func (h *Hub) serveAcceptShare(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
 	if err := h.checkXSRF(r); err != nil {
 		h.renderError(w, r, pr, http.StatusForbidden, "XSRF cookie does not match POST argument")
@@ -792,5 +809,9 @@ func (h *Hub) serveAcceptShare(w http.ResponseWriter, r *http.Request, pr *pageR
 		return
 	}
 	h.logger.Info("share code accepted", zap.String("owner", c.Owner), zap.String("server", c.Server), zap.String("user", pr.user.Name), zap.String("id", c.ID))
-	http.Redirect(w, r, h.serverURL(c.Owner, c.Server), http.StatusSeeOther)
+	target := h.safeNext(r, r.FormValue("next"))
+	if target == "" {
+		target = h.serverURL(c.Owner, c.Server)
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
 }

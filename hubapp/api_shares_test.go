@@ -312,9 +312,21 @@ func TestAcceptPageEscapes(t *testing.T) {
 	if err := a.store.Update(func(tx *store.Txn) error { return tx.CreateShareCode(c, "sc_evil") }); err != nil {
 		t.Fatal(err)
 	}
-	cookies, _ := login(t, a.Hub, "bob")
-	rec := browserDo(t, a.Hub, "GET", "/hub/accept-share?code=sc_evil", cookies, nil)
-	if rec.Code != 200 || strings.Contains(rec.Body.String(), `" onmouseover="`) {
-		t.Fatalf("accept page: %d, unescaped: %s", rec.Code, rec.Body.String())
+	cookies, sess := login(t, a.Hub, "bob")
+	for _, next := range []string{`/hub/home" onmouseover="alert(1)`, "javascript:alert(1)", "//evil.example/", "/hub/home?x=<b>"} {
+		rec := browserDo(t, a.Hub, "GET", "/hub/accept-share?code=sc_evil&next="+url.QueryEscape(next), cookies, nil)
+		body := rec.Body.String()
+		if rec.Code != 200 || strings.Contains(body, `" onmouseover="`) || strings.Contains(body, "javascript:") ||
+			strings.Contains(body, "evil.example") || strings.Contains(body, "<b>") {
+			t.Fatalf("accept page with next=%q: %d, unescaped or unchecked: %s", next, rec.Code, body)
+		}
+	}
+	// A valid next= is where accepting leads; an invalid one falls back to the server.
+	xsrf := a.xsrfToken(httptest.NewRequest("GET", "/", nil), sess)
+	for next, want := range map[string]string{"/hub/home": "/hub/home", "https://evil.example/": a.serverURL("alice", bad)} {
+		rec := browserDo(t, a.Hub, "POST", "/hub/accept-share", cookies, url.Values{"code": {"sc_evil"}, "_xsrf": {xsrf}, "next": {next}})
+		if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != want {
+			t.Fatalf("accept with next=%q: %d %q, want %q", next, rec.Code, rec.Header().Get("Location"), want)
+		}
 	}
 }
