@@ -330,3 +330,30 @@ func TestAcceptPageEscapes(t *testing.T) {
 		}
 	}
 }
+
+// TestShareOAuthAccess: a recipient may log in to the shared server through OAuth (the server's own
+// access check), and may not once the share is revoked.
+func TestShareOAuthAccess(t *testing.T) {
+	f := newOAuthFixture(t)
+	bob, _ := login(t, f.h, "bob")
+	authorize := func() int {
+		t.Helper()
+		return browserDo(t, f.h, "GET", authorizeURL(nil), bob, nil).Code
+	}
+	if c := authorize(); c != http.StatusForbidden {
+		t.Fatalf("bob authorizing for alice's server before a share: %d", c)
+	}
+	share := &store.Share{Owner: "alice", User: "bob", Scopes: []string{"access:servers!server=alice/"}}
+	if err := f.h.store.Update(func(tx *store.Txn) error { return tx.PutShare(share) }); err != nil {
+		t.Fatal(err)
+	}
+	if c := authorize(); c == http.StatusForbidden || c >= 500 {
+		t.Fatalf("bob authorizing for alice's server with a share: %d", c)
+	}
+	if err := f.h.store.Update(func(tx *store.Txn) error { return tx.DeleteShare(share) }); err != nil {
+		t.Fatal(err)
+	}
+	if c := authorize(); c != http.StatusForbidden {
+		t.Fatalf("bob authorizing after the share was revoked: %d", c)
+	}
+}
