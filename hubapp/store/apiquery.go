@@ -61,6 +61,9 @@ func (tx *Txn) RenameUser(oldName, newName string) error {
 			return fmt.Errorf("renaming %s: %w", oldName, ErrActive)
 		}
 	}
+	if err := tx.RenameUserShares(oldName, newName); err != nil { // shares.go
+		return err
+	}
 	u.Name = newName
 	if err := tx.PutUser(u); err != nil {
 		return err

@@ -315,3 +315,45 @@ func (tx *Txn) DeleteUserShares(name string) error {
 	}
 	return tx.DeleteRecipientShares(UserRecipient(name))
 }
+
+// RenameUserShares moves everything about sharing from oldName to newName (the user is renamed):
+// shares of its servers (their scopes re-filtered to the new server names) and shares granted to it.
+// Its share codes are revoked: they were handed out under the old name.
+func (tx *Txn) RenameUserShares(oldName, newName string) error {
+	owned, err := tx.OwnerShares(oldName, "", true)
+	if err != nil {
+		return err
+	}
+	for _, s := range owned {
+		if err := tx.DeleteShare(s); err != nil {
+			return err
+		}
+		oldFilter, newFilter := "!server="+oldName+"/"+s.Server, "!server="+newName+"/"+s.Server
+		for i, sc := range s.Scopes {
+			if base, ok := strings.CutSuffix(sc, oldFilter); ok {
+				s.Scopes[i] = base + newFilter
+			}
+		}
+		s.Owner = newName
+		if err := tx.PutShare(s); err != nil {
+			return err
+		}
+	}
+	if err := tx.DeleteShareCodes(oldName, "", true); err != nil {
+		return err
+	}
+	received, err := tx.SharesWith(UserRecipient(oldName), "", "", false)
+	if err != nil {
+		return err
+	}
+	for _, s := range received {
+		if err := tx.DeleteShare(s); err != nil {
+			return err
+		}
+		s.User = newName
+		if err := tx.PutShare(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -165,3 +165,58 @@ func TestShareCodes(t *testing.T) {
 		t.Fatalf("codes after delete: %v %v", list, err)
 	}
 }
+
+// TestRenameUserShares: a renamed user keeps the shares of its servers and those granted to it, and
+// nothing stays under the old name for a new user of that name to inherit.
+func TestRenameUserShares(t *testing.T) {
+	s := open(t, t.TempDir())
+	t.Cleanup(func() { _ = s.Close() })
+	err := s.Update(func(tx *Txn) error {
+		for _, n := range []string{"alice", "bob"} {
+			if err := tx.CreateUser(&User{Name: n}); err != nil {
+				return err
+			}
+			if err := tx.PutServer(&Server{User: n}); err != nil {
+				return err
+			}
+		}
+		if err := tx.PutShare(&Share{Owner: "alice", User: "bob", Scopes: []string{"access:servers!server=alice/"}}); err != nil {
+			return err
+		}
+		if err := tx.PutShare(&Share{Owner: "bob", User: "alice", Scopes: []string{"access:servers!server=bob/"}}); err != nil {
+			return err
+		}
+		return tx.CreateShareCode(&ShareCode{Owner: "alice", ExpiresAt: time.Now().Add(time.Hour)}, "code-1")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(func(tx *Txn) error { return tx.RenameUser("alice", "alicia") }); err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(func(tx *Txn) error {
+		owned, err := tx.Share("alicia", "", UserRecipient("bob"))
+		if err != nil {
+			return err
+		}
+		if len(owned.Scopes) != 1 || owned.Scopes[0] != "access:servers!server=alicia/" {
+			t.Errorf("renamed owner's share scopes: %v", owned.Scopes)
+		}
+		if got, _ := tx.SharesWith(UserRecipient("alicia"), "", "", false); len(got) != 1 || got[0].Owner != "bob" {
+			t.Errorf("shares with the renamed user: %v", shareNames(got))
+		}
+		if got, _ := tx.SharesWith(UserRecipient("alice"), "", "", false); len(got) != 0 {
+			t.Errorf("shares left under the old name: %v", shareNames(got))
+		}
+		if got, _ := tx.OwnerShares("alice", "", true); len(got) != 0 {
+			t.Errorf("owned shares left under the old name: %v", shareNames(got))
+		}
+		if _, err := tx.ShareCodeBySecret("code-1", time.Now()); !errors.Is(err, ErrNotFound) {
+			t.Errorf("share code of the old name: %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
