@@ -220,3 +220,36 @@ func TestRenameUserShares(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDeleteGroupShares: deleting a group revokes what was shared with it.
+func TestDeleteGroupShares(t *testing.T) {
+	s := open(t, t.TempDir())
+	t.Cleanup(func() { _ = s.Close() })
+	err := s.Update(func(tx *Txn) error {
+		if err := tx.CreateUser(&User{Name: "alice"}); err != nil {
+			return err
+		}
+		if err := tx.PutGroup(&Group{Name: "team"}); err != nil {
+			return err
+		}
+		return tx.PutShare(&Share{Owner: "alice", Group: "team", Scopes: []string{"access:servers!server=alice/"}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(func(tx *Txn) error { return tx.DeleteGroup("team") }); err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(func(tx *Txn) error {
+		if got, _ := tx.OwnerShares("alice", "", true); len(got) != 0 {
+			t.Errorf("shares after the group was deleted: %v", shareNames(got))
+		}
+		if got, _ := tx.SharesWith(GroupRecipient("team"), "", "", false); len(got) != 0 {
+			t.Errorf("index after the group was deleted: %v", shareNames(got))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
