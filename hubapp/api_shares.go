@@ -160,16 +160,17 @@ func (q *apiRequest) pageOf(items []map[string]any) error {
 	return q.paginated(page, offset, limit, len(items))
 }
 
-// shareList runs fn in a read transaction and answers with the models of the shares it returns.
-func (h *Hub) shareList(q *apiRequest, fn func(tx *store.Txn) ([]*store.Share, error)) error {
+// modelList runs fetch in a read transaction and answers with the page of the models of what it
+// returns (shares, share codes).
+func modelList[T any](h *Hub, q *apiRequest, fetch func(tx *store.Txn) ([]T, error), model func(tx *store.Txn, v T) map[string]any) error {
 	var items []map[string]any
 	err := h.store.View(func(tx *store.Txn) error {
-		shares, err := fn(tx)
+		vs, err := fetch(tx)
 		if err != nil {
 			return err
 		}
-		for _, s := range shares {
-			items = append(items, h.shareModel(tx, s))
+		for _, v := range vs {
+			items = append(items, model(tx, v))
 		}
 		return nil
 	})
@@ -177,6 +178,11 @@ func (h *Hub) shareList(q *apiRequest, fn func(tx *store.Txn) ([]*store.Share, e
 		return err
 	}
 	return q.pageOf(items)
+}
+
+// shareList answers with the models of the shares fn returns.
+func (h *Hub) shareList(q *apiRequest, fn func(tx *store.Txn) ([]*store.Share, error)) error {
+	return modelList(h, q, fn, h.shareModel)
 }
 
 // existingServer answers 404 unless owner exists and, for a named server, the server does.
@@ -594,21 +600,9 @@ func (h *Hub) apiShareCodes(q *apiRequest) error {
 	if err := h.existingServer(q, owner, server); err != nil {
 		return err
 	}
-	var items []map[string]any
-	err := h.store.View(func(tx *store.Txn) error {
-		codes, err := tx.ShareCodes(owner, server, !one, time.Now())
-		if err != nil {
-			return err
-		}
-		for _, c := range codes {
-			items = append(items, h.shareCodeModel(tx, c))
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return q.pageOf(items)
+	return modelList(h, q, func(tx *store.Txn) ([]*store.ShareCode, error) {
+		return tx.ShareCodes(owner, server, !one, time.Now())
+	}, h.shareCodeModel)
 }
 
 // acceptShareURL is the hub page that accepts a share code.
