@@ -88,7 +88,7 @@ func browserServerPIDs(hubAPIPort int, user string) []int {
 // tab. The browser is stopped (by chromedp, which started it) when the test ends.
 func newChromium(t *testing.T, chromium string) context.Context {
 	t.Helper()
-	var out browserOutput
+	var out syncBuffer
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chromium),
 		chromedp.Flag("headless", true),
@@ -118,23 +118,6 @@ func newChromium(t *testing.T, chromium string) context.Context {
 		t.Fatalf("starting chromium: %v\n%s", err, out.String())
 	}
 	return ctx
-}
-
-type browserOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *browserOutput) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *browserOutput) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // redactQuery keeps a URL's path and its query's parameter names: OAuth codes and states stay

@@ -107,24 +107,6 @@ func echoServer(t *testing.T) string {
 	return echoPath
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startDNS serves A 127.0.0.1 for every name (and no other records) on a free port, over UDP
 // and TCP (Pebble's resolver uses TCP).
 func startDNS(t *testing.T) string {
