@@ -11,7 +11,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"html/template"
-	"math/big"
 	"net/http"
 	"net/url"
 	"slices"
@@ -24,8 +23,9 @@ import (
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
-// oauthCodeLength is the length of codes (oauthlib's generate_token: 30 letters and digits).
-const oauthCodeLength = 30
+// oauthCodeLength is the length of codes: crypto/rand.Text's 26 base32 characters (128 bits;
+// oauthlib's 30 letters and digits carry 178).
+const oauthCodeLength = 26
 
 // defaultOAuthTokenLifetime is oauth_token_expires_in when cookie_max_age is not set (14 days).
 const defaultOAuthTokenLifetime = 14 * 24 * time.Hour
@@ -35,22 +35,6 @@ var oauthNow = time.Now
 
 // identifyRawScopes are the raw identify scopes every OAuth token gets (scopes.identify_scopes()).
 var identifyRawScopes = []string{"read:users:groups!user", "read:users:name!user"}
-
-const codeAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-
-// randomCode returns n random letters and digits.
-func randomCode(n int) string {
-	b := make([]byte, n)
-	max := big.NewInt(int64(len(codeAlphabet)))
-	for i := range b {
-		v, err := rand.Int(rand.Reader, max)
-		if err != nil {
-			panic("crypto/rand failed: " + err.Error()) // the platform is broken; nothing is safe
-		}
-		b[i] = codeAlphabet[v.Int64()]
-	}
-	return string(b)
-}
 
 // oauthClientAccess returns the access scopes of a client (scopes.access_scopes) and the resource
 // and scope a user needs to be let through.
@@ -233,7 +217,7 @@ func (h *Hub) authorizePage(w http.ResponseWriter, r *http.Request, pr *pageRequ
 		h.renderConsent(w, r, pr, ar, allowed)
 		return
 	}
-	code := randomCode(oauthCodeLength)
+	code := rand.Text()
 	err = h.store.Update(func(tx *store.Txn) error {
 		return tx.CreateOAuthCode(code, &store.OAuthCode{
 			ClientID:            ar.oc.ID,
