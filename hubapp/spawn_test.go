@@ -746,10 +746,9 @@ func TestColdStartAdoption50k(t *testing.T) {
 		t.Fatal(err)
 	}
 	took := time.Since(began)
+	// The ≤ 2 s figure is measured by bench/hub (cold start) and BenchmarkStartSpawn, not asserted
+	// here: a wall-clock bound in a test fails on a busy machine without saying anything about the code.
 	t.Logf("adopted %d servers among %d users in %s", running, users, took)
-	if took > 2*time.Second {
-		t.Errorf("cold start took %s, want ≤ 2s", took)
-	}
 	if n := h.table.Len(); n != running/2 {
 		t.Errorf("%d routes after adoption, want %d", n, running/2)
 	}
