@@ -14,6 +14,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"time"
 )
 
 // Spawner starts, polls and stops single-user servers. Modules: jupyterhub.spawners.<name>.
@@ -55,6 +58,28 @@ type StartRequest struct {
 	// UserOptions are the options the user chose on the spawn form or sent
 	// in the API request body. The local spawners ignore them.
 	UserOptions map[string]any
+	// Launched, when not nil, is how the hub learns about a server before it
+	// is ready, so that a hub killed while the server is still starting can
+	// find it again (JupyterHub stores the spawner's state as soon as
+	// spawner.start() returns, before it waits for the server to answer).
+	// A spawner calls it through ReportLaunched from Start's goroutine as
+	// soon as the process exists and the URL and a State enough for Poll and
+	// Stop are known, before it waits for HTTP. A start that launches again
+	// (its first process lost a race for the port and exited) reports the
+	// new server too; the last report replaces the earlier ones. When
+	// Launched returns an error the spawner stops what it launched and Start
+	// fails with that error. Spawners that never call it stay correct; the
+	// hub then learns the state only when Start returns. Not serialized.
+	Launched func(*Server) error `json:"-"`
+}
+
+// ReportLaunched calls r.Launched with srv if it is set (see Launched); it
+// returns nil when it is not.
+func (r *StartRequest) ReportLaunched(srv *Server) error {
+	if r == nil || r.Launched == nil {
+		return nil
+	}
+	return r.Launched(srv)
 }
 
 // Server is a started server.
@@ -113,3 +138,77 @@ func (e *StartError) Unwrap() []error {
 	}
 	return []error{e.Kind, e.Cause}
 }
+
+// WaitHTTP polls url with GET until any HTTP response arrives (JupyterHub's
+// wait_for_http_server; redirects are not followed). It returns
+// ErrExitedEarly when gone closes first (the process exited: nil never
+// closes), ErrHTTPTimeout when the deadline passes, or ctx's error. The
+// local spawners wait for their servers with it, and the hub for a server
+// it adopted while that server was still starting.
+func WaitHTTP(ctx context.Context, url string, gone <-chan struct{}, deadline time.Time) error {
+	client := &http.Client{
+		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+	defer client.CloseIdleConnections()
+	delay := 5 * time.Millisecond
+	for {
+		select {
+		case <-gone:
+			return ErrExitedEarly
+		default:
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return ErrHTTPTimeout
+		}
+		// Bound each request, and abandon it when the process exits: a
+		// stranger holding the port may accept and never answer.
+		rctx, cancel := context.WithTimeout(ctx, min(left, 2*time.Second))
+		go func() {
+			select {
+			case <-gone:
+				cancel()
+			case <-rctx.Done():
+			}
+		}()
+		req, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
+		if err != nil {
+			cancel()
+			return fmt.Errorf("building request to %s: %w", url, err)
+		}
+		resp, err := client.Do(req)
+		cancel()
+		if err == nil {
+			resp.Body.Close()
+			select {
+			case <-gone: // someone else answered on the port the process lost
+				return ErrExitedEarly
+			default:
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		t := time.NewTimer(min(delay, max(time.Until(deadline), 0)))
+		select {
+		case <-gone:
+			t.Stop()
+			return ErrExitedEarly
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		// A refused connection on loopback costs microseconds, and every millisecond between the
+		// server listening and us noticing is added to the user's wait: keep polling often.
+		delay = min(delay*2, maxReadyPollDelay)
+	}
+}
+
+// maxReadyPollDelay caps the pause between readiness probes (bench/hub measured a 250 ms cap as most
+// of the hub's login→ready overhead).
+const maxReadyPollDelay = 20 * time.Millisecond

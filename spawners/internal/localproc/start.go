@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -82,22 +81,27 @@ func Start(ctx context.Context, sp Spec, progress func(spawners.Event)) (*spawne
 		url := "http://" + net.JoinHostPort(connectHost(o.IP), strconv.Itoa(port))
 		sp.Logger.Debug("server process started", zap.String("user", req.User), zap.String("server", req.ServerName),
 			zap.Int("pid", state.PID), zap.String("url", url), zap.Int("attempt", attempt))
+		raw, err := json.Marshal(state)
+		if err != nil {
+			kill(c, o)
+			return nil, fmt.Errorf("encoding spawner state: %w", err)
+		}
+		// Tell the hub before waiting, so that a hub killed meanwhile finds the process again.
+		if err := req.ReportLaunched(&spawners.Server{URL: url, State: raw}); err != nil {
+			kill(c, o)
+			return nil, fmt.Errorf("recording the launched server for %s: %w", req.User, err)
+		}
 		progress(spawners.Event{Progress: 30, Message: fmt.Sprintf("Server process started (pid %d); waiting for it to answer", state.PID)})
 
-		err = waitUp(ctx, url+prefix, c.done, time.Now().Add(time.Duration(o.HTTPTimeout)))
+		err = spawners.WaitHTTP(ctx, url+prefix, c.done, time.Now().Add(time.Duration(o.HTTPTimeout)))
 		if err == nil {
-			raw, err := json.Marshal(state)
-			if err != nil {
-				kill(c, o)
-				return nil, fmt.Errorf("encoding spawner state: %w", err)
-			}
 			sp.Logger.Info("server started", zap.String("user", req.User), zap.String("server", req.ServerName),
 				zap.Int("pid", state.PID), zap.String("url", url), zap.Duration("took", time.Since(start)))
 			progress(spawners.Event{Progress: 90, Message: "Server answers at " + url + prefix})
 			return &spawners.Server{URL: url, State: raw}, nil
 		}
 		kill(c, o)
-		if errors.Is(err, errExited) && attempt < attempts {
+		if errors.Is(err, spawners.ErrExitedEarly) && attempt < attempts {
 			if tail := tailLines(sp.LogPath, offset, tailLineCount); strings.Contains(strings.ToLower(tail), "already in use") {
 				sp.Logger.Debug("server could not bind its port, retrying", zap.String("user", req.User), zap.Int("port", port))
 				progress(spawners.Event{Progress: 10, Message: fmt.Sprintf("Port %d was taken; trying another", port)})
@@ -158,7 +162,7 @@ func explain(err error, sp Spec, c *child, url string, offset int64, start time.
 	o, log := sp.Options, sp.Logger.With(zap.String("user", sp.Request.User),
 		zap.String("server", sp.Request.ServerName), zap.String("log", sp.LogPath))
 	switch {
-	case errors.Is(err, errExited):
+	case errors.Is(err, spawners.ErrExitedEarly):
 		tail := tailLines(sp.LogPath, offset, tailLineCount)
 		msg := "the server " + exitText(c.state)
 		if o.Port != 0 && strings.Contains(strings.ToLower(tail), "already in use") {
@@ -169,7 +173,7 @@ func explain(err error, sp Spec, c *child, url string, offset int64, start time.
 		}
 		log.Warn("server exited early", zap.String("status", c.state.String()))
 		return &spawners.StartError{Kind: spawners.ErrExitedEarly, Msg: msg}
-	case errors.Is(err, errHTTPTimeout):
+	case errors.Is(err, spawners.ErrHTTPTimeout):
 		log.Warn("server did not answer in time", zap.Duration("http_timeout", time.Duration(o.HTTPTimeout)))
 		return &spawners.StartError{Kind: spawners.ErrHTTPTimeout,
 			Msg: fmt.Sprintf("the server did not answer at %s within http_timeout (%s)", url, time.Duration(o.HTTPTimeout))}
@@ -181,82 +185,6 @@ func explain(err error, sp Spec, c *child, url string, offset int64, start time.
 		return fmt.Errorf("starting server for %s: %w", sp.Request.User, err)
 	}
 }
-
-var (
-	errExited      = errors.New("process exited")
-	errHTTPTimeout = errors.New("http timeout")
-)
-
-// waitUp polls url until any HTTP response arrives (JupyterHub's
-// wait_for_http_server; redirects are not followed), the process exits
-// (errExited), the deadline passes (errHTTPTimeout) or ctx ends.
-func waitUp(ctx context.Context, url string, done <-chan struct{}, deadline time.Time) error {
-	client := &http.Client{
-		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-	defer client.CloseIdleConnections()
-	delay := 5 * time.Millisecond
-	for {
-		select {
-		case <-done:
-			return errExited
-		default:
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return errHTTPTimeout
-		}
-		// Bound each request, and abandon it when the process exits: a
-		// stranger holding the port may accept and never answer.
-		rctx, cancel := context.WithTimeout(ctx, min(left, 2*time.Second))
-		go func() {
-			select {
-			case <-done:
-				cancel()
-			case <-rctx.Done():
-			}
-		}()
-		req, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
-		if err != nil {
-			cancel()
-			return fmt.Errorf("building request to %s: %w", url, err)
-		}
-		resp, err := client.Do(req)
-		cancel()
-		if err == nil {
-			resp.Body.Close()
-			select {
-			case <-done: // someone else answered on the port we lost
-				return errExited
-			default:
-				return nil
-			}
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		t := time.NewTimer(min(delay, max(time.Until(deadline), 0)))
-		select {
-		case <-done:
-			t.Stop()
-			return errExited
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-		// A refused connection on loopback costs microseconds, and every millisecond between the
-		// server listening and us noticing is added to the user's wait: keep polling often.
-		delay = min(delay*2, maxReadyPollDelay)
-	}
-}
-
-// maxReadyPollDelay caps the pause between readiness probes (bench/hub measured a 250 ms cap as most
-// of the hub's login→ready overhead).
-const maxReadyPollDelay = 20 * time.Millisecond
 
 // kill ends a failed start: SIGKILL to the group, then wait for the
 // process to be reaped and the group to empty, each bounded by kill_timeout.

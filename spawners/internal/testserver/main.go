@@ -5,7 +5,8 @@
 // answers every path under JUPYTERHUB_SERVICE_PREFIX with 200 and a JSON
 // report of itself (pid, process group, uid, gid, groups, cwd, args,
 // environment). Flags make it misbehave: exit early, never listen, listen
-// late, ignore SIGTERM, leave a child in its process group, write a file.
+// late (after a pause or once a file exists), ignore SIGTERM, leave a child
+// in its process group, write a file.
 // Build it with spawnertest.Build.
 package main
 
@@ -45,6 +46,7 @@ func main() {
 	exitCode := flag.Int("exit", -1, "print some lines and exit with this status before listening")
 	neverListen := flag.Bool("never-listen", false, "run without ever listening")
 	sleep := flag.Duration("sleep", 0, "wait this long before listening")
+	waitFile := flag.String("wait-file", "", "wait until this file exists before listening (a start a test holds back)")
 	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM")
 	withChild := flag.Bool("child", false, "start a child that stays in the process group and ignores SIGTERM")
 	write := flag.String("write", "", "create this file (relative to JUPYTERHUB_ROOT_DIR, else the working directory) before listening")
@@ -110,6 +112,15 @@ func main() {
 		select {}
 	}
 	time.Sleep(*sleep)
+	if *waitFile != "" {
+		fmt.Println("testserver: waiting for", *waitFile)
+		for {
+			if _, err := os.Stat(*waitFile); err == nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 
 	addr, prefix := "127.0.0.1:8888", "/"
 	if s := os.Getenv("JUPYTERHUB_SERVICE_URL"); s != "" {
