@@ -345,8 +345,7 @@ const hubLoginCookie = "jupyterhub-hub-login"
 // isHubRoute reports whether route leads to a hub: JupyterHub marks its own route {"hub": true}
 // when it drives us as its proxy (proxy_only), and that hub needs its login cookie.
 func isHubRoute(route *routetable.Route) bool {
-	hub, _ := route.Data()["hub"].(bool)
-	return hub
+	return route.Hub()
 }
 
 // stripHubLoginCookie removes the hub's login cookie from r's Cookie headers, keeping the others.

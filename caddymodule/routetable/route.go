@@ -14,6 +14,8 @@
 package routetable
 
 import (
+	"bytes"
+	"encoding/json"
 	"sync/atomic"
 	"time"
 )
@@ -60,7 +62,12 @@ type BatchPersister interface {
 type Route struct {
 	key    string
 	target string
-	data   map[string]any
+	// data holds the extra fields as one compact JSON object (nil when there
+	// are none): a few dozen bytes, where a decoded map costs ~350 per route.
+	data []byte
+	// hub is set when data has "hub": true, JupyterHub's mark on its own
+	// route; the edge asks on every request, so it is decoded once here.
+	hub bool
 	// hostRoute is set when the key's first segment is a host name.
 	hostRoute bool
 	// scheme is "http" or "https"; dial is the upstream's host:port.
@@ -86,9 +93,25 @@ func (r *Route) Key() string { return r.key }
 // Target returns the target URL as given on add.
 func (r *Route) Target() string { return r.target }
 
-// Data returns the extra fields given on add. The map is shared: callers must
-// not modify it.
-func (r *Route) Data() map[string]any { return r.data }
+// Data returns the extra fields given on add, decoded afresh (nil when there
+// are none): the caller owns the map. Numbers come back as json.Number, so
+// that they are returned verbatim, as configurable-http-proxy does.
+func (r *Route) Data() map[string]any {
+	if r.data == nil {
+		return nil
+	}
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(r.data))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return nil // cannot happen: newRoute stored what json.Marshal wrote
+	}
+	return m
+}
+
+// Hub reports whether the route's data has "hub": true, the mark JupyterHub
+// puts on the route to itself.
+func (r *Route) Hub() bool { return r.hub }
 
 // IsHostRoute reports whether the route's first key segment is a host name.
 func (r *Route) IsHostRoute() bool { return r.hostRoute }
@@ -106,12 +129,12 @@ func (r *Route) Dial() string { return r.dial }
 // the forwarded request path, as configurable-http-proxy does by default.
 func (r *Route) PrependPath() (path, rawPath string) { return r.prependPath, r.prependRawPath }
 
-// Record returns the route as a Record. Data is shared with the route.
+// Record returns the route as a Record, with its data decoded afresh.
 func (r *Route) Record() Record {
 	return Record{
 		Key:          r.key,
 		Target:       r.target,
-		Data:         r.data,
+		Data:         r.Data(),
 		LastActivity: r.LastActivity(),
 	}
 }

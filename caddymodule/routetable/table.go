@@ -1,6 +1,7 @@
 package routetable
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -84,30 +85,53 @@ func (t *Table) get(key string) *Route {
 
 // newRoute validates a route and builds it, its activity set to lastActivity.
 func newRoute(key, target string, data map[string]any, lastActivity time.Time) (*Route, error) {
+	r, _, err := newRouteData(key, target, data, lastActivity)
+	return r, err
+}
+
+// newRouteData is newRoute that also returns the data the route keeps (data
+// without the route's own fields), for the record the persister stores.
+func newRouteData(key, target string, data map[string]any, lastActivity time.Time) (*Route, map[string]any, error) {
 	k, err := NormalizeKey(key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r := &Route{key: k, target: target}
 	if err := parseTarget(r, target); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if k != "/" {
 		r.hostRoute = isHostSegment(firstSegment(k))
 	}
+	if _, ok := data["target"]; ok {
+		data = withoutOwnFields(data)
+	} else if _, ok := data["last_activity"]; ok {
+		data = withoutOwnFields(data)
+	}
 	if len(data) > 0 {
-		r.data = make(map[string]any, len(data))
-		for name, v := range data {
-			if name == "target" || name == "last_activity" {
-				continue // owned by the route itself
-			}
-			r.data[name] = v
+		b, err := json.Marshal(data)
+		if err != nil {
+			return nil, nil, fmt.Errorf("route data: %w", err)
 		}
+		r.data = b
+		r.hub, _ = data["hub"].(bool)
 	}
 	ms := lastActivity.UnixMilli()
 	r.lastActivity.Store(ms)
 	r.flushed.Store(ms)
-	return r, nil
+	return r, data, nil
+}
+
+// withoutOwnFields copies data without "target" and "last_activity", which
+// the route owns itself.
+func withoutOwnFields(data map[string]any) map[string]any {
+	out := make(map[string]any, len(data))
+	for name, v := range data {
+		if name != "target" && name != "last_activity" {
+			out[name] = v
+		}
+	}
+	return out
 }
 
 // publish swaps r (or, when r is nil, no route) in for key in s; s.mu must be
@@ -172,9 +196,10 @@ func (t *Table) Load(recs []Record) error {
 
 // Add validates and normalizes a route, persists it, then publishes it. Adding
 // an existing key replaces the route and its data (as configurable-http-proxy
-// does); last_activity is set to now. The data map is copied.
+// does); last_activity is set to now. The route keeps its own encoded copy of
+// data.
 func (t *Table) Add(key, target string, data map[string]any) (*Route, error) {
-	r, err := newRoute(key, target, data, now())
+	r, kept, err := newRouteData(key, target, data, now())
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +207,8 @@ func (t *Table) Add(key, target string, data map[string]any) (*Route, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p := t.getPersister(); p != nil {
-		if err := t.commits.save(p, r.Record()); err != nil {
+		rec := Record{Key: r.key, Target: r.target, Data: kept, LastActivity: r.LastActivity()}
+		if err := t.commits.save(p, rec); err != nil {
 			return nil, fmt.Errorf("saving route %q: %w", r.key, err)
 		}
 	}

@@ -170,6 +170,23 @@ func TestAddDeletePersist(t *testing.T) {
 		t.Fatalf("re-add did not replace: len %d, data %v", tb.Len(), tb.Get("/user/alice").Data())
 	}
 
+	// Data is the caller's to change: the route keeps its own copy.
+	d := r2.Data()
+	d["server_name"] = "changed"
+	if r2.Data()["server_name"] != "" || r2.Hub() {
+		t.Fatalf("route data changed through a returned map: %v (hub %v)", r2.Data(), r2.Hub())
+	}
+	hub, err := tb.Add("/", "http://127.0.0.1:8081", map[string]any{"hub": true})
+	if err != nil || !hub.Hub() {
+		t.Fatalf("hub route: %v, Hub() %v", err, hub != nil && hub.Hub())
+	}
+	if _, err := tb.Add("/user/carol", "http://127.0.0.1:6001", map[string]any{"f": func() {}}); err == nil || tb.Get("/user/carol") != nil {
+		t.Fatalf("data JSON cannot encode: %v", err)
+	}
+	if _, err := tb.Delete("/"); err != nil {
+		t.Fatal(err)
+	}
+
 	// Invalid input changes nothing.
 	if _, err := tb.Add("/user/bob", "nope", nil); !errors.Is(err, ErrInvalidTarget) {
 		t.Errorf("bad target: %v", err)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -90,7 +91,9 @@ func (s *Store) Routes() ([]Route, error) {
 		}
 		return tx.scan(routePrefix, "", true, func(key string, val []byte) (bool, error) {
 			var r Route
-			if err := json.Unmarshal(val, &r); err != nil {
+			dec := json.NewDecoder(bytes.NewReader(val))
+			dec.UseNumber() // extra numeric fields come back verbatim, as they were added
+			if err := dec.Decode(&r); err != nil {
 				return false, fmt.Errorf("decoding %s: %w", key, err)
 			}
 			r.LastActivity = acts[r.Key]

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func TestRoutesSurviveReopen(t *testing.T) {
 	if err := s.SaveRoute(Route{Key: "/user/alice", Target: "http://127.0.0.1:1", Data: map[string]any{"user": "alice"}, LastActivity: act}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveRoute(Route{Key: "/user/bob", Target: "http://127.0.0.1:2"}); err != nil {
+	if err := s.SaveRoute(Route{Key: "/user/bob", Target: "http://127.0.0.1:2", Data: map[string]any{"n": json.Number("12345678901234567890")}}); err != nil {
 		t.Fatal(err)
 	}
 	later := act.Add(time.Hour)
@@ -50,6 +51,10 @@ func TestRoutesSurviveReopen(t *testing.T) {
 	}
 	if got[0].Data != nil {
 		t.Fatalf("replaced route kept old data: %v", got[0].Data)
+	}
+	// A number too big for a float64 comes back digit for digit (CHP returns extra fields as given).
+	if n, ok := got[1].Data["n"].(json.Number); !ok || n.String() != "12345678901234567890" {
+		t.Fatalf("numeric data after reopen: %#v", got[1].Data["n"])
 	}
 }
 
