@@ -367,6 +367,7 @@ func (h *Hub) startServerWait(user *store.User, serverName string, userOptions m
 		DataDir:       h.app.DataDir,
 		UserOptions:   userOptions,
 	}
+	req.Launched = func(srv *spawners.Server) error { return h.recordLaunched(name, serverName, srv) }
 	h.logger.Info("spawning server", zap.String("user", name), zap.String("server", serverName))
 	go h.runSpawn(key, op, req)
 
@@ -418,14 +419,20 @@ func (h *Hub) runSpawn(key string, op *serverOp, req *spawners.StartRequest) {
 	} else {
 		h.observeSpawn("success", time.Since(began))
 	}
+	h.endSpawn(key, op, req.User, req.ServerName, srv, err, began)
+}
+
+// endSpawn records how a spawn ended (a failure cleans up with recordFailed; a success was recorded
+// by recordStarted), finishes its progress log and ends its op.
+func (h *Hub) endSpawn(key string, op *serverOp, user, server string, srv *spawners.Server, err error, began time.Time) {
 	if err != nil {
-		h.recordFailed(req.User, req.ServerName, err)
-		h.logger.Warn("spawn failed", zap.String("user", req.User), zap.String("server", req.ServerName),
+		h.recordFailed(user, server, err)
+		h.logger.Warn("spawn failed", zap.String("user", user), zap.String("server", server),
 			zap.Duration("after", time.Since(began)), zap.String("reason", err.Error()))
 		op.progress.finish(map[string]any{"progress": 100, "failed": true, "message": "Spawn failed: " + err.Error()})
 	} else {
-		url := h.userOrigin(req.User) + h.serverPrefix(req.User, req.ServerName)
-		h.logger.Info("server ready", zap.String("user", req.User), zap.String("server", req.ServerName),
+		url := h.userOrigin(user) + h.serverPrefix(user, server)
+		h.logger.Info("server ready", zap.String("user", user), zap.String("server", server),
 			zap.String("target", srv.URL), zap.Duration("took", time.Since(began)))
 		op.progress.finish(map[string]any{
 			"progress": 100, "ready": true, "url": url,
@@ -449,6 +456,32 @@ func (h *Hub) finishOp(key string, op *serverOp, err error) {
 	h.rt.mu.Unlock()
 	op.err = err
 	close(op.done)
+}
+
+// recordLaunched stores the state and target of a server the spawner has launched but that does not
+// answer yet (StartRequest.Launched), in one synced transaction, leaving it pending "spawn" and not
+// ready, without a route: a hub killed before the server answers finds the process at its next start
+// (adoptLaunchedSpawn) instead of leaking it. JupyterHub likewise commits spawner.get_state() as soon
+// as spawner.start() returns, before _wait_up (user.py spawn). recordFailed clears both again.
+func (h *Hub) recordLaunched(user, server string, srv *spawners.Server) error {
+	if srv == nil || srv.URL == "" || len(srv.State) == 0 {
+		return errors.New("the spawner reported a launched server without a URL or state")
+	}
+	err := h.store.Update(func(tx *store.Txn) error {
+		s, err := tx.Server(user, server)
+		if err != nil {
+			return err
+		}
+		if s.Pending != "spawn" {
+			return fmt.Errorf("the server is no longer pending spawn (pending %q)", s.Pending)
+		}
+		s.Target, s.State = srv.URL, srv.State
+		return tx.PutServer(s)
+	})
+	if err != nil {
+		return fmt.Errorf("storing the server's state: %w", err)
+	}
+	return nil
 }
 
 // recordStarted stores the spawner's state first (so that a hub killed now can find the process),
@@ -771,7 +804,12 @@ func (h *Hub) startSpawn() error {
 type adoptResult struct {
 	s     *store.Server
 	alive bool
+	op    *serverOp // the resumed spawn of a launched server (adoptLaunchedSpawn), or nil
 }
+
+// errSpawnGoneAtStart ends the resumed spawn of a launched server that was no longer running when the
+// hub started.
+var errSpawnGoneAtStart = errors.New("the server stopped while the hub was down; start it again")
 
 // adopt polls servers concurrently and reconciles records, routes and the active set.
 func (h *Hub) adopt(servers []*store.Server) (alive, dead int) {
@@ -780,15 +818,27 @@ func (h *Hub) adopt(servers []*store.Server) (alive, dead int) {
 	var wg sync.WaitGroup
 	for i, s := range servers {
 		results[i].s = s
-		if h.rt.op(serverKey(s.User, s.Name)) != nil {
+		key := serverKey(s.User, s.Name)
+		if h.rt.op(key) != nil {
 			results[i].alive = true // in flight in this process (a reload): not ours to judge
 			continue
+		}
+		if launchedSpawn(s) {
+			// Hold the server before polling it, so that no start request launches a second process.
+			if results[i].op = h.claimResumedSpawn(key); results[i].op == nil {
+				results[i].alive = true // someone took it meanwhile
+				continue
+			}
 		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			results[i].alive = h.adoptOne(s)
+			if op := results[i].op; op != nil {
+				results[i].alive = h.adoptLaunchedSpawn(key, op, s)
+			} else {
+				results[i].alive = h.adoptOne(s)
+			}
 		}()
 	}
 	wg.Wait()
@@ -890,15 +940,135 @@ func (h *Hub) adopt(servers []*store.Server) (alive, dead int) {
 		}
 	}
 	h.rt.mu.Unlock()
+	// Resumed spawns whose process was gone end now that their records say stopped.
+	for _, r := range results {
+		if r.op != nil && !r.alive {
+			r.op.progress.finish(map[string]any{"progress": 100, "failed": true, "message": "Spawn failed: " + errSpawnGoneAtStart.Error()})
+			h.finishOp(serverKey(r.s.User, r.s.Name), r.op, errSpawnGoneAtStart)
+		}
+	}
 	return alive, dead
 }
 
-// adoptOne polls one recorded server; alive servers get their route back if it is missing. Dead
-// ones lose their route here; their records are updated in a batch by the caller.
+// launchedSpawn reports whether s is a spawn a dead hub left in flight after its spawner had reported
+// the process (recordLaunched): pending "spawn" with a state and a target.
+func launchedSpawn(s *store.Server) bool {
+	return s.Pending == "spawn" && len(s.State) > 0 && s.Target != ""
+}
+
+// claimResumedSpawn takes the server for a resumed spawn, as startServerWait does for a new one: an op
+// "spawn" (a second start request answers "pending" instead of launching again; stops are refused
+// until it ends), its progress log, and a place in the active set. It returns nil when an op holds the
+// server already.
+func (h *Hub) claimResumedSpawn(key string) *serverOp {
+	op := &serverOp{kind: "spawn", progress: newProgressLog(), done: make(chan struct{})}
+	h.rt.mu.Lock()
+	defer h.rt.mu.Unlock()
+	if h.rt.ops[key] != nil {
+		return nil
+	}
+	h.rt.ops[key] = op
+	h.rt.progress[key] = op.progress
+	h.rt.active[key] = struct{}{}
+	op.progress.add(map[string]any{"progress": 0, "message": "Server requested"})
+	return op
+}
+
+// adoptLaunchedSpawn polls a launched server a dead hub left pending (JupyterHub's check_spawner).
+// Not running: false, and adopt records it stopped and ends op. Running: the spawn resumes in the
+// background (finishResumedSpawn) and it counts as alive; it stays pending "spawn" until it answers.
+func (h *Hub) adoptLaunchedSpawn(key string, op *serverOp, s *store.Server) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	running, err := h.spawner.Poll(ctx, s.State)
+	cancel()
+	if err != nil {
+		h.logger.Warn("polling server at start", zap.String("user", s.User), zap.String("server", s.Name), zap.Error(err))
+		return false
+	}
+	if !running {
+		return false
+	}
+	h.logger.Info("resuming a spawn the hub was killed during", zap.String("user", s.User), zap.String("server", s.Name),
+		zap.String("target", s.Target))
+	op.progress.add(map[string]any{"progress": 50, "message": "Server process found running after a hub restart; waiting for it to answer"})
+	go h.finishResumedSpawn(key, op, s)
+	return true
+}
+
+// finishResumedSpawn waits, at most http_timeout, until a resumed spawn's server answers HTTP on its
+// prefix, then finishes the spawn as runSpawn does (route, ready, progress 100). A server that exits
+// or never answers is stopped through the spawner and recorded as a failed spawn (credentials
+// revoked), so nothing is left running.
+func (h *Hub) finishResumedSpawn(key string, op *serverOp, s *store.Server) {
+	user, server := s.User, s.Name
+	o := h.spawner.Common()
+	wait := time.Duration(o.HTTPTimeout)
+	if wait <= 0 {
+		wait = 30 * time.Second
+	}
+	began := time.Now()
+	url := s.Target + h.serverPrefix(user, server)
+	ctx, cancel := context.WithTimeout(context.Background(), wait+10*time.Second)
+	gone := make(chan struct{})
+	go h.watchProcess(ctx, s.State, gone)
+	err := spawners.WaitHTTP(ctx, url, gone, began.Add(wait))
+	cancel()
+	switch {
+	case errors.Is(err, spawners.ErrExitedEarly):
+		err = &spawners.StartError{Kind: spawners.ErrExitedEarly, Msg: "the server exited before it answered"}
+	case errors.Is(err, spawners.ErrHTTPTimeout):
+		err = &spawners.StartError{Kind: spawners.ErrHTTPTimeout,
+			Msg: fmt.Sprintf("the server did not answer at %s within http_timeout (%s)", url, wait)}
+	case err != nil:
+		err = fmt.Errorf("waiting for the server to answer: %w", err)
+	}
+	srv := &spawners.Server{URL: s.Target, State: s.State}
+	if err == nil {
+		err = h.recordStarted(user, server, srv)
+	}
+	if err != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), time.Duration(o.TermTimeout)+time.Duration(o.KillTimeout)+5*time.Second)
+		if serr := h.spawner.Stop(sctx, s.State); serr != nil {
+			h.logger.Error("stopping server whose resumed spawn failed", zap.String("user", user), zap.String("server", server), zap.Error(serr))
+		}
+		scancel()
+	}
+	h.endSpawn(key, op, user, server, srv, err, began)
+}
+
+// watchProcess polls a server's process until ctx ends and closes gone when the spawner says it no
+// longer runs (a resumed spawn's process is not our child: no exit notification).
+func (h *Hub) watchProcess(ctx context.Context, state json.RawMessage, gone chan<- struct{}) {
+	t := time.NewTicker(resumedSpawnPollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		running, err := h.spawner.Poll(pctx, state)
+		cancel()
+		if err == nil && !running {
+			close(gone)
+			return
+		}
+	}
+}
+
+// resumedSpawnPollInterval is how often a resumed spawn checks that its process still runs while it
+// waits for HTTP (one Poll is a signal and a /proc read for local processes).
+var resumedSpawnPollInterval = 250 * time.Millisecond
+
+// adoptOne polls one recorded ready server; alive servers get their route back if it is missing.
+// Dead ones lose their route here; their records are updated in a batch by the caller. It finishes a
+// stop the previous hub left pending; a spawn left pending is dead unless its spawner had reported
+// the process (launchedSpawn, handled by adoptLaunchedSpawn).
 func (h *Hub) adoptOne(s *store.Server) bool {
 	key := h.routeKey(s.User, s.Name)
 	ok := false
-	if len(s.State) > 0 && s.Target != "" && s.Pending != "stop" {
+	if len(s.State) > 0 && s.Target != "" && s.Pending == "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		running, err := h.spawner.Poll(ctx, s.State)
 		cancel()
@@ -922,13 +1092,6 @@ func (h *Hub) adoptOne(s *store.Server) bool {
 		if _, err := h.table.Add(key, s.Target, h.routeData(s.User, s.Name)); err != nil {
 			h.logger.Error("restoring route", zap.String("user", s.User), zap.Error(err))
 			return false
-		}
-	}
-	if !s.Ready || s.Pending != "" {
-		// A spawn a dead hub left pending, whose server did come up: it is ready.
-		s.Ready, s.Pending = true, ""
-		if err := h.store.Update(func(tx *store.Txn) error { return tx.PutServer(s) }); err != nil {
-			h.logger.Error("recording adopted server", zap.String("user", s.User), zap.Error(err))
 		}
 	}
 	return true

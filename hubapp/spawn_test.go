@@ -943,12 +943,16 @@ func TestSubdomainRoutes(t *testing.T) {
 func TestReloadDuringSpawn(t *testing.T) {
 	release := make(chan struct{})
 	sp := newFakeSpawner()
+	launched := make(chan error, 1)
 	sp.startFn = func(ctx context.Context, req *spawners.StartRequest, _ func(spawners.Event)) (*spawners.Server, error) {
-		<-release
+		srv := &spawners.Server{URL: "http://127.0.0.1:1", State: fakeStateOf("alice/")}
 		sp.mu.Lock()
 		sp.alive["alice/"] = true
 		sp.mu.Unlock()
-		return &spawners.Server{URL: "http://127.0.0.1:1", State: fakeStateOf("alice/")}, nil
+		// Reported before it answers: the record looks like a spawn a dead hub left in flight.
+		launched <- req.ReportLaunched(srv)
+		<-release
+		return srv, nil
 	}
 	old := slowSpawnTimeout
 	slowSpawnTimeout = 10 * time.Millisecond
@@ -957,6 +961,9 @@ func TestReloadDuringSpawn(t *testing.T) {
 	alice := mustUser(t, h1, "alice", false)
 	if pending, err := h1.startServer(alice, "", nil); err != nil || !pending {
 		t.Fatalf("start = %v %v", pending, err)
+	}
+	if err := <-launched; err != nil {
+		t.Fatal(err)
 	}
 	a1 := h1.app
 	a2 := &App{BaseURL: a1.BaseURL, HubAPI: a1.HubAPI, DataDir: a1.DataDir, CookieSecret: a1.CookieSecret,
