@@ -15,6 +15,8 @@ import (
 type memResult struct {
 	oursIdle, jhIdle int64
 	oursIdleAnon     int64 // RssAnon: what the process allocated, without the mapped binary
+	oursIdlePmd      int64 // FilePmdMapped: the binary mapped as whole 2 MiB folios
+	plainIdlePmd     int64
 	jhIdleAnon       int64
 	plainIdle        int64 // the same binary serving only `respond "ok"`: Caddy's own floor
 	plainIdleAnon    int64
@@ -58,7 +60,7 @@ func benchMemory(bin, tmp string, n int) (*memResult, error) {
 		log.Printf("memory: plain caddy: %v", err)
 	} else {
 		time.Sleep(3 * time.Second)
-		res.plainIdle, res.plainIdleAnon = vmRSS(p.pid()), procStatus(p.pid(), "RssAnon")
+		res.plainIdle, res.plainIdleAnon, res.plainIdlePmd = vmRSS(p.pid()), procStatus(p.pid(), "RssAnon"), filePmd(p.pid())
 		p.stop(10 * time.Second)
 		log.Printf("memory: the same binary with only a respond site %s (anonymous %s)", fmtMB(res.plainIdle), fmtMB(res.plainIdleAnon))
 	}
@@ -70,6 +72,7 @@ func benchMemory(bin, tmp string, n int) (*memResult, error) {
 	settle(ours)
 	res.oursIdle, _ = ours.rss()
 	res.oursIdleAnon = ours.anon()
+	res.oursIdlePmd = filePmd(ours.proc.pid())
 	log.Printf("memory: CaddyHub idle %s", fmtMB(res.oursIdle))
 
 	names := make([]string, n)
