@@ -323,6 +323,9 @@ func (h *Hub) writeAPIError(w http.ResponseWriter, r *http.Request, err error) {
 		apiError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
 	case errors.Is(err, store.ErrNotFound):
 		apiError(w, http.StatusNotFound, "")
+	case errors.Is(err, store.ErrTooBig):
+		h.logger.Warn("api request changes too much at once", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+		apiError(w, http.StatusRequestEntityTooLarge, "This request changes too many records at once; split it into smaller requests.")
 	default:
 		h.logger.Error("api request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
 		apiError(w, http.StatusInternalServerError, "")

@@ -545,3 +545,43 @@ func TestAPIConcurrentClients(t *testing.T) {
 		t.Errorf("%d users after the run, want 14", len(list))
 	}
 }
+
+// TestAPIBulkChanges: one POST /users may name more users than one store transaction holds (JupyterHub
+// takes any number); a change that cannot be split, such as setting a group's members, is refused with
+// 413 and a message instead of a 500, and changes nothing.
+func TestAPIBulkChanges(t *testing.T) {
+	a := newAPIHub(t, nil)
+	a.user("root", true)
+	tok := a.token("root")
+	const n = 12_000 // Badger takes ~6,500 writes per transaction with the store's 4 MiB memtables
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("bulk%05d", i)
+	}
+	body, _ := json.Marshal(map[string]any{"usernames": names})
+	var created []map[string]any
+	if code := a.call("POST", "/hub/api/users", tok, string(body), &created); code != 201 || len(created) != n {
+		t.Fatalf("creating %d users in one request: %d, %d created", n, code, len(created))
+	}
+	var listed []map[string]any
+	if code := a.call("GET", "/hub/api/users?offset=11990&limit=200", tok, "", &listed); code != 200 || len(listed) != 11 {
+		t.Fatalf("listing the end of %d+1 users: %d, %d listed", n, code, len(listed))
+	}
+
+	if code := a.call("POST", "/hub/api/groups/everyone", tok, "", nil); code != 201 {
+		t.Fatalf("creating a group: %d", code)
+	}
+	members, _ := json.Marshal(map[string]any{"users": names})
+	rec := a.do(apiCall{method: "POST", path: "/hub/api/groups/everyone/users", token: tok, body: string(members)})
+	if rec.Code != 413 || !strings.Contains(errorBody(t, rec), "too many records at once") {
+		t.Fatalf("adding %d members at once: %d %s", n, rec.Code, rec.Body.String())
+	}
+	var g struct{ Users []string }
+	if code := a.call("GET", "/hub/api/groups/everyone", tok, "", &g); code != 200 || len(g.Users) != 0 {
+		t.Fatalf("group after the refused change: %d, %d members", code, len(g.Users))
+	}
+	var u struct{ Groups []string }
+	if code := a.call("GET", "/hub/api/users/bulk00000", tok, "", &u); code != 200 || len(u.Groups) != 0 {
+		t.Fatalf("user after the refused change: %d, groups %v", code, u.Groups)
+	}
+}

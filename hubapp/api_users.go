@@ -341,28 +341,34 @@ func (h *Hub) apiCreateUsers(q *apiRequest) error {
 	} else if len(invalid) > 1 {
 		return errStatus(http.StatusBadRequest, "Invalid usernames: %s", strings.Join(invalid, ", "))
 	}
+	// One transaction per chunk: a transaction holds only so many writes, and JupyterHub too creates
+	// the users one by one, so a failure part-way leaves the earlier ones created.
 	var created []*store.User
-	err = h.store.Update(func(tx *store.Txn) error {
-		created = created[:0]
-		for _, n := range toCreate {
-			if _, err := tx.User(n); err == nil {
-				continue
-			} else if !errors.Is(err, store.ErrNotFound) {
-				return err
+	for chunk := range slices.Chunk(toCreate, createUsersChunk) {
+		var made []*store.User
+		err = h.store.Update(func(tx *store.Txn) error {
+			made = made[:0]
+			for _, n := range chunk {
+				if _, err := tx.User(n); err == nil {
+					continue
+				} else if !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
+				u := &store.User{Name: n, Admin: admin}
+				if err := tx.CreateUser(u); err != nil {
+					return err
+				}
+				made = append(made, u)
 			}
-			u := &store.User{Name: n, Admin: admin}
-			if err := tx.CreateUser(u); err != nil {
-				return err
-			}
-			created = append(created, u)
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, u := range created {
-		h.noteUser(u.Name, false)
+		for _, u := range made {
+			h.noteUser(u.Name, false)
+		}
+		created = append(created, made...)
 	}
 	if len(created) == 0 {
 		return errStatus(http.StatusConflict, "All %d users already exist", len(usernames))
@@ -378,6 +384,9 @@ func (h *Hub) apiCreateUsers(q *apiRequest) error {
 	}
 	return q.writeJSON(http.StatusCreated, out)
 }
+
+// createUsersChunk is how many users POST /users creates per transaction.
+const createUsersChunk = 1000
 
 // GET /users/{name}
 func (h *Hub) apiGetUser(q *apiRequest) error {

@@ -38,6 +38,9 @@ var (
 	ErrExists = errors.New("already exists")
 	// ErrNewerSchema is returned by Open when the database was written by a newer CaddyHub.
 	ErrNewerSchema = errors.New("database schema is newer than this build")
+	// ErrTooBig is returned by Update when one transaction would change more than the database
+	// takes at once (Badger: about 15 % of a memtable); nothing was written.
+	ErrTooBig = errors.New("too many changes for one transaction")
 )
 
 // Store is an open hub database. It is safe for concurrent use.
@@ -147,6 +150,9 @@ func (s *Store) Update(fn func(tx *Txn) error) error {
 	var err error
 	for range 8 {
 		err = s.db.Update(func(txn *badger.Txn) error { return fn(&Txn{txn: txn}) })
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			return fmt.Errorf("%w: %w", ErrTooBig, err)
+		}
 		if !errors.Is(err, badger.ErrConflict) {
 			return err
 		}
