@@ -858,9 +858,9 @@ func (h *Hub) adopt(servers []*store.Server) (alive, dead int) {
 	deadList := gone
 	// Their route records go in the same commits; the table then forgets them without writing again.
 	deleted := make(map[string]bool, len(gone))
+	size := 500
 	for len(gone) > 0 {
-		batch := gone[:min(len(gone), 500)]
-		gone = gone[len(batch):]
+		batch := gone[:min(len(gone), size)]
 		// Scans run in a read transaction: an iterator in a write transaction sorts its pending
 		// writes each time, which would make a big batch quadratic.
 		creds := make([][]*store.Token, len(batch))
@@ -888,6 +888,12 @@ func (h *Hub) adopt(servers []*store.Server) (alive, dead int) {
 				return nil
 			})
 		}
+		if errors.Is(err, store.ErrTooBig) && len(batch) > 1 {
+			// Servers with many OAuth tokens: nothing was written; retry in smaller batches.
+			size = len(batch) / 2
+			continue
+		}
+		gone = gone[len(batch):]
 		if err != nil {
 			h.logger.Error("recording stopped servers", zap.Int("servers", len(batch)), zap.Error(err))
 			continue

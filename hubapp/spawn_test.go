@@ -996,3 +996,61 @@ func TestReloadDuringSpawn(t *testing.T) {
 		t.Fatal("alice's server is not counted active after the reload")
 	}
 }
+
+// TestAdoptDeadServersWithManyTokens: recording dead servers at start goes in batched transactions; when
+// the servers carry many OAuth tokens a batch is more than one transaction takes, and adoption splits it
+// instead of leaving the dead servers recorded as running.
+func TestAdoptDeadServersWithManyTokens(t *testing.T) {
+	sp := newFakeSpawner()
+	h := newTestHub(t, sp, nil)
+	const servers, tokensEach = 600, 12 // ~7,800 token deletes: more than one batch of 500 takes
+	for j := range servers {
+		name := fmt.Sprintf("user%04d", j)
+		err := h.store.Update(func(tx *store.Txn) error {
+			if err := tx.CreateUser(&store.User{Name: name}); err != nil {
+				return err
+			}
+			if err := tx.PutServer(&store.Server{User: name, Ready: true, Target: "http://127.0.0.1:1", State: fakeStateOf(name + "/")}); err != nil {
+				return err
+			}
+			for range tokensEach {
+				tok := &store.Token{User: name, Kind: "oauth", OAuthClient: oauthClientID(name, "")}
+				if err := tx.CreateToken(tok, store.NewToken()); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.startSpawn(); err != nil {
+		t.Fatal(err)
+	}
+	var running, left int
+	err := h.store.View(func(tx *store.Txn) error {
+		for j := range servers {
+			name := fmt.Sprintf("user%04d", j)
+			s, err := tx.Server(name, "")
+			if err != nil {
+				return err
+			}
+			if s.Active() {
+				running++
+			}
+			toks, err := serverCredentials(tx, name, "")
+			if err != nil {
+				return err
+			}
+			left += len(toks)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if running != 0 || left != 0 {
+		t.Fatalf("after adopting %d dead servers: %d still recorded running, %d of their tokens left", servers, running, left)
+	}
+}
