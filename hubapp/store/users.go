@@ -266,9 +266,12 @@ func (tx *Txn) PutGroup(g *Group) error {
 
 // SetGroupMembers replaces a group's members, updating both sides; unknown users → ErrNotFound.
 func (tx *Txn) SetGroupMembers(g *Group, users []string) error {
-	old := g.Users
-	for _, name := range old {
-		if slices.Contains(users, name) {
+	keep := make(map[string]struct{}, len(users)) // a class-sized group is thousands of members
+	for _, name := range users {
+		keep[name] = struct{}{}
+	}
+	for _, name := range g.Users {
+		if _, ok := keep[name]; ok {
 			continue
 		}
 		u, err := tx.User(name)
