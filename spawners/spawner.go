@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -153,7 +154,9 @@ func WaitHTTP(ctx context.Context, url string, gone <-chan struct{}, deadline ti
 		},
 	}
 	defer client.CloseIdleConnections()
-	delay := 5 * time.Millisecond
+	readyWaiters.Add(1)
+	defer readyWaiters.Add(-1)
+	delay := 2 * time.Millisecond
 	for {
 		select {
 		case <-gone:
@@ -205,10 +208,24 @@ func WaitHTTP(ctx context.Context, url string, gone <-chan struct{}, deadline ti
 		}
 		// A refused connection on loopback costs microseconds, and every millisecond between the
 		// server listening and us noticing is added to the user's wait: keep polling often.
-		delay = min(delay*2, maxReadyPollDelay)
+		delay = min(delay*2, readyPollCap(readyWaiters.Load()))
 	}
 }
 
-// maxReadyPollDelay caps the pause between readiness probes (bench/hub measured a 250 ms cap as most
-// of the hub's login→ready overhead).
-const maxReadyPollDelay = 20 * time.Millisecond
+// readyWaiters counts the WaitHTTP calls in progress in this process.
+var readyWaiters atomic.Int64
+
+// Readiness probes pause at most readyPollCap(waiters) between tries: a lone start is noticed within
+// 5 ms of its server listening, while a hundred starting at once (a class logging in) probe every
+// 20 ms, so that their refused connections do not take the CPU the servers need to start. bench/hub
+// measured a 250 ms cap as most of the hub's login→ready overhead.
+const (
+	minReadyPollDelay  = 5 * time.Millisecond
+	maxReadyPollDelay  = 20 * time.Millisecond
+	readyPollPerWaiter = 200 * time.Microsecond
+)
+
+// readyPollCap is the longest pause between readiness probes while waiters servers are being waited for.
+func readyPollCap(waiters int64) time.Duration {
+	return min(maxReadyPollDelay, max(minReadyPollDelay, time.Duration(waiters)*readyPollPerWaiter))
+}

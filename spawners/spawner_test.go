@@ -66,3 +66,22 @@ func TestReportLaunched(t *testing.T) {
 		t.Fatalf("ReportLaunched = %v, passed %v", err, got)
 	}
 }
+
+// TestReadyPollCap: one start is probed every 5 ms at most; many at once back off to 20 ms.
+func TestReadyPollCap(t *testing.T) {
+	for _, tc := range []struct {
+		waiters int64
+		want    time.Duration
+	}{
+		{0, 5 * time.Millisecond},
+		{1, 5 * time.Millisecond},
+		{25, 5 * time.Millisecond},
+		{50, 10 * time.Millisecond},
+		{100, 20 * time.Millisecond},
+		{5000, 20 * time.Millisecond},
+	} {
+		if got := readyPollCap(tc.waiters); got != tc.want {
+			t.Errorf("readyPollCap(%d) = %s, want %s", tc.waiters, got, tc.want)
+		}
+	}
+}
