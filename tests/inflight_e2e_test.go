@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -43,37 +42,6 @@ func inflightUserServer(t *testing.T, public int, token string) *inflightServer 
 		t.Fatalf("user model %s: %v", body, err)
 	}
 	return u.Servers[""]
-}
-
-// inflightProcessAlive reports whether pid exists and is not a zombie (an orphan whose reaper has
-// not collected it yet is gone for our purpose).
-func inflightProcessAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i > 0 && i+2 < len(b) && b[i+2] != 'Z'
-}
-
-// inflightProcesses lists the live processes running the binary exe.
-func inflightProcesses(t *testing.T, exe string) []int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if p, err := os.Readlink("/proc/" + e.Name() + "/exe"); err == nil && p == exe && inflightProcessAlive(pid) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 func TestInflightSpawnSurvivesKill9(t *testing.T) {
@@ -119,7 +87,7 @@ func TestInflightSpawnSurvivesKill9(t *testing.T) {
 }
 `, dir, public, proxyAPI, hubAPI, token, testserver, gate)
 	t.Cleanup(func() {
-		for _, pid := range inflightProcesses(t, testserver) {
+		for _, pid := range runningServers(t, testserver) {
 			_ = syscall.Kill(-pid, syscall.SIGKILL) // each leads its own process group
 		}
 	})
@@ -151,12 +119,12 @@ func TestInflightSpawnSurvivesKill9(t *testing.T) {
 		}
 		return false
 	})
-	if !inflightProcessAlive(pid) {
+	if !spawnertest.Alive(pid) {
 		t.Fatalf("the recorded process %d does not run", pid)
 	}
 
 	inst.Kill9()
-	if !inflightProcessAlive(pid) {
+	if !spawnertest.Alive(pid) {
 		t.Fatalf("the server process %d died with caddy", pid)
 	}
 	inst2 := Start(t, dir, cfg)
@@ -167,7 +135,7 @@ func TestInflightSpawnSurvivesKill9(t *testing.T) {
 	if code, body := Do(t, "POST", URL(public, "/hub/api/users/alice/server"), token, nil); code != http.StatusAccepted {
 		t.Fatalf("second start while pending: %d %s, want 202", code, body)
 	}
-	if pids := inflightProcesses(t, testserver); len(pids) != 1 || pids[0] != pid {
+	if pids := runningServers(t, testserver); len(pids) != 1 || pids[0] != pid {
 		t.Fatalf("server processes %v, want only %d", pids, pid)
 	}
 
@@ -186,7 +154,7 @@ func TestInflightSpawnSurvivesKill9(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &st); err != nil || st.PID != pid || st.Path != "/user/alice/api/status" {
 		t.Fatalf("through the edge /user/alice/ answered %q (%v), want the test server of pid %d", body, err, pid)
 	}
-	if pids := inflightProcesses(t, testserver); len(pids) != 1 || pids[0] != pid {
+	if pids := runningServers(t, testserver); len(pids) != 1 || pids[0] != pid {
 		t.Fatalf("server processes after adoption %v, want only %d", pids, pid)
 	}
 	log, err := os.ReadFile(filepath.Join(dir, "data", "logs", "alice", "server.log"))
@@ -201,7 +169,7 @@ func TestInflightSpawnSurvivesKill9(t *testing.T) {
 	if code != http.StatusNoContent && code != http.StatusAccepted {
 		t.Fatalf("stop: %d %s", code, b)
 	}
-	waitFor(t, "the adopted process to end", 30*time.Second, func() bool { return !inflightProcessAlive(pid) })
+	waitFor(t, "the adopted process to end", 30*time.Second, func() bool { return !spawnertest.Alive(pid) })
 	waitFor(t, "the server to be recorded stopped", 30*time.Second, func() bool {
 		s := inflightUserServer(t, public, token)
 		return s == nil || (!s.Ready && s.Pending == nil)
@@ -209,4 +177,14 @@ func TestInflightSpawnSurvivesKill9(t *testing.T) {
 	if code, _ := GetJSON(t, URL(public, "/user/alice/api/status"), ""); code == http.StatusOK {
 		t.Fatal("/user/alice/ still answers 200 after the stop")
 	}
+}
+
+// runningServers lists the live test-server processes.
+func runningServers(t *testing.T, exe string) []int {
+	t.Helper()
+	pids, err := spawnertest.Running(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pids
 }

@@ -138,32 +138,12 @@ func statePID(t *testing.T, raw json.RawMessage) int {
 	return s.PID
 }
 
-// processAlive reports whether pid exists and is not a zombie.
-func processAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i > 0 && i+2 < len(b) && b[i+2] != 'Z'
-}
-
 // testServers lists live processes running the test server binary.
 func testServers(t *testing.T) []int {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
+	pids, err := spawnertest.Running(testServer)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if exe, err := os.Readlink("/proc/" + e.Name() + "/exe"); err == nil && exe == testServer && processAlive(pid) {
-			pids = append(pids, pid)
-		}
 	}
 	return pids
 }
@@ -179,7 +159,7 @@ func requireNoTestServers(t *testing.T) {
 func waitGone(t *testing.T, pid int, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
-	for processAlive(pid) {
+	for spawnertest.Alive(pid) {
 		if time.Now().After(deadline) {
 			t.Fatalf("process %d still running after %s", pid, d)
 		}
@@ -268,7 +248,7 @@ func TestStartPollStop(t *testing.T) {
 	if err := s.Stop(context.Background(), srv.State); err != nil {
 		t.Fatal(err)
 	}
-	if processAlive(st.PID) {
+	if spawnertest.Alive(st.PID) {
 		t.Fatalf("process %d still alive after Stop returned", st.PID)
 	}
 	running, err = s.Poll(context.Background(), srv.State)
@@ -483,7 +463,7 @@ func TestStopEscalatesAndKillsGroup(t *testing.T) {
 	req := newRequest(t, "heidi")
 	srv, _ := start(t, s, req)
 	st := getStatus(t, srv, req.ServicePrefix)
-	if st.ChildPID == 0 || !processAlive(st.ChildPID) {
+	if st.ChildPID == 0 || !spawnertest.Alive(st.ChildPID) {
 		t.Fatalf("test server has no child: %+v", st)
 	}
 	began := time.Now()
@@ -493,7 +473,7 @@ func TestStopEscalatesAndKillsGroup(t *testing.T) {
 	if took := time.Since(began); took < 300*time.Millisecond {
 		t.Errorf("Stop took %s: it did not wait term_timeout before SIGKILL", took)
 	}
-	if processAlive(st.PID) || processAlive(st.ChildPID) {
+	if spawnertest.Alive(st.PID) || spawnertest.Alive(st.ChildPID) {
 		t.Fatalf("server %d or its child %d survived Stop", st.PID, st.ChildPID)
 	}
 }
@@ -515,13 +495,13 @@ func TestStopKillsOrphanedGroup(t *testing.T) {
 	if running, err := s.Poll(context.Background(), srv.State); err != nil || running {
 		t.Fatalf("Poll = %v, %v after the server died", running, err)
 	}
-	if !processAlive(st.ChildPID) {
+	if !spawnertest.Alive(st.ChildPID) {
 		t.Fatal("child died with the server; the test needs it alive")
 	}
 	if err := s.Stop(context.Background(), srv.State); err != nil {
 		t.Fatal(err)
 	}
-	if processAlive(st.ChildPID) {
+	if spawnertest.Alive(st.ChildPID) {
 		t.Fatal("Stop left the dead server's child running")
 	}
 }
@@ -539,7 +519,7 @@ func TestNewSpawnerInstance(t *testing.T) {
 	if err := fresh.Stop(context.Background(), srv.State); err != nil {
 		t.Fatal(err)
 	}
-	if processAlive(st.PID) {
+	if spawnertest.Alive(st.PID) {
 		t.Fatal("server alive after Stop from a fresh instance")
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddyhub/caddyhub/spawners/spawnertest"
 )
 
 const singleuser = "/usr/bin/jupyterhub-singleuser"
@@ -72,7 +74,7 @@ func TestRealSingleuser(t *testing.T) {
 	if err := s.Stop(context.Background(), srv.State); err != nil {
 		t.Fatal(err)
 	}
-	if processAlive(pid) {
+	if spawnertest.Alive(pid) {
 		t.Fatal("jupyterhub-singleuser survived Stop")
 	}
 }

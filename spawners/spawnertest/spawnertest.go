@@ -7,10 +7,12 @@
 package spawnertest
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 )
 
@@ -46,4 +48,36 @@ func BuildT(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// Alive reports whether pid exists and is not a zombie (an exited orphan its
+// reaper has not collected yet is gone for a test's purpose).
+func Alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i > 0 && i+2 < len(b) && b[i+2] != 'Z'
+}
+
+// Running lists the live processes (Alive) whose executable is exe, e.g.
+// the test server Build made: a test checks with it that a spawner left
+// nothing behind.
+func Running(exe string) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("listing processes: %w", err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if p, err := os.Readlink("/proc/" + e.Name() + "/exe"); err == nil && p == exe && Alive(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
 }
