@@ -154,11 +154,17 @@ func (b *browser) loginAndSpawn(name string, timeout time.Duration) (loginTiming
 		}
 	}
 	t.wait = time.Since(began) - t.login
-	// The page's script now goes to the server: /user/<name>/ (→ OAuth → /tree or /lab).
+	// The page's script now goes to the server: /user/<name>/ (→ OAuth → /tree or /lab). A spawn that
+	// finished while the hub held the spawn request redirected there already: the browser has the
+	// server's page, and loading it a second time would count one page render twice.
+	onServer := pg.status == http.StatusOK && strings.HasPrefix(pg.url.Path, "/user/"+name+"/")
 	for {
-		if _, err := b.get("/user/" + name + "/"); err != nil {
-			return t, fmt.Errorf("GET /user/%s/: %w", name, err)
+		if !onServer {
+			if _, err := b.get("/user/" + name + "/"); err != nil {
+				return t, fmt.Errorf("GET /user/%s/: %w", name, err)
+			}
 		}
+		onServer = false
 		pg, err := b.get("/user/" + name + "/api/status")
 		if err != nil {
 			return t, fmt.Errorf("GET /user/%s/api/status: %w", name, err)
