@@ -5,7 +5,7 @@
 // modules/standard: the few it leaves out (file_server and templates, with
 // their syntax highlighter and Markdown renderer; acme_server; tracing;
 // php_fastcgi; forward_auth; push; brotli; distributed STEK) are never
-// needed in front of a JupyterHub and make up about a sixth of the
+// needed in front of a JupyterHub and make up about an eighth of the
 // executable, whose mapped pages are most of an idle hub's resident memory
 // (docs/benchmarks.md). A build with all of them is one xcaddy command away
 // (README, "Build").
