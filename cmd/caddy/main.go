@@ -12,8 +12,6 @@
 package main
 
 import (
-	_ "time/tzdata"
-
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
