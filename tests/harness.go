@@ -40,6 +40,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddyhub/caddyhub/internal/buildflags"
 )
 
 // StartTimeout bounds how long Start waits for a caddy instance to load its config, and Stop for it
@@ -86,10 +88,10 @@ func Caddy(t testing.TB) string {
 			return
 		}
 		out := filepath.Join(buildDir, "caddy")
-		cmd := exec.Command(goBin, "build", "-o", out, "./cmd/caddy")
+		cmd := exec.Command(goBin, "build", "-tags", buildflags.Tags, "-o", out, "./cmd/caddy")
 		cmd.Dir = root
 		if msg, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/caddy: %w\n%s", err, msg)
+			buildErr = fmt.Errorf("go build -tags %s ./cmd/caddy: %w\n%s", buildflags.Tags, err, msg)
 			return
 		}
 		buildPath = out

@@ -101,7 +101,8 @@ func TestXcaddyBuild(t *testing.T) {
 		"--output", out)
 	cmd.Dir = root
 	// cgo on (PAM) and no -trimpath/-ldflags: the same flags as `go build`/`go test`, so the build
-	// cache is shared; -buildvcs=false because xcaddy builds in a temporary module.
+	// cache is shared (CI's GOFLAGS build tags pass through too); -buildvcs=false because xcaddy
+	// builds in a temporary module.
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "XCADDY_GO_BUILD_FLAGS=-buildvcs=false")
 	start := time.Now()
 	if msg, err := cmd.CombinedOutput(); err != nil {

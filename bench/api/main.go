@@ -33,6 +33,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/caddyhub/caddyhub/internal/buildflags"
 )
 
 const adminToken = "0123456789abcdef0123456789abcdef"
@@ -303,7 +305,7 @@ func main() {
 	if bin == "" {
 		bin = filepath.Join(tmp, "caddy")
 		log.Printf("building caddy")
-		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/caddy").CombinedOutput(); err != nil {
+		if out, err := exec.Command("go", "build", "-tags", buildflags.Tags, "-o", bin, "./cmd/caddy").CombinedOutput(); err != nil {
 			log.Fatalf("go build: %v\n%s", err, out)
 		}
 	}

@@ -34,6 +34,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/caddyhub/caddyhub/internal/buildflags"
 )
 
 var (
@@ -140,7 +142,7 @@ func run() error {
 
 func goBuild(out, pkg string) error {
 	log.Printf("building %s", pkg)
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd := exec.Command("go", "build", "-tags", buildflags.Tags, "-o", out, pkg)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go build %s (run from the repository root, or pass -caddy): %w", pkg, err)

@@ -40,6 +40,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/caddyhub/caddyhub/internal/buildflags"
 )
 
 var (
@@ -194,7 +196,7 @@ func run() error {
 	if caddyBin == "" {
 		caddyBin = filepath.Join(tmp, "caddy")
 		log.Printf("building %s", caddyBin)
-		build := exec.Command("go", "build", "-o", caddyBin, "./cmd/caddy")
+		build := exec.Command("go", "build", "-tags", buildflags.Tags, "-o", caddyBin, "./cmd/caddy")
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
 			return fmt.Errorf("building caddy (run from the repository root, or pass -caddy): %w", err)
