@@ -98,10 +98,9 @@ func (a *proxyAPI) authorized(r *http.Request) bool {
 
 // routeJSON renders a route as CHP does: its data, target and last_activity.
 func routeJSON(rt *routetable.Route) map[string]any {
-	data := rt.Data()
-	out := make(map[string]any, len(data)+2)
-	for k, v := range data {
-		out[k] = v
+	out := rt.Data() // a fresh map, ours to extend
+	if out == nil {
+		out = make(map[string]any, 2)
 	}
 	out["target"] = rt.Target()
 	out["last_activity"] = rt.LastActivity().UTC().Format(chpTimeFormat)

@@ -27,9 +27,9 @@ func routeSpec(key string) string {
 
 // proxyRouteModel is one entry of GET /proxy: {"routespec", "target", "data"}.
 func proxyRouteModel(r *routetable.Route) map[string]any {
-	data := map[string]any{}
-	for k, v := range r.Data() {
-		data[k] = v
+	data := r.Data() // a fresh map, ours to extend
+	if data == nil {
+		data = map[string]any{}
 	}
 	data["last_activity"] = isoTime(r.LastActivity())
 	return map[string]any{"routespec": routeSpec(r.Key()), "target": r.Target(), "data": data}

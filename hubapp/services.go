@@ -185,8 +185,9 @@ func (h *Hub) removeStaleServiceRoutes() {
 		return
 	}
 	for _, r := range h.table.All() {
-		name, ok := r.Data()["service"].(string)
-		if hub, _ := r.Data()["jupyterhub"].(bool); !ok || !hub {
+		d := r.Data()
+		name, ok := d["service"].(string)
+		if hub, _ := d["jupyterhub"].(bool); !ok || !hub {
 			continue
 		}
 		if s := h.app.service(name); s != nil && s.URL != "" {
