@@ -70,6 +70,10 @@ type Route struct {
 	hub bool
 	// hostRoute is set when the key's first segment is a host name.
 	hostRoute bool
+	// tag is the high half of the key's hash in its table (hashTag), set
+	// before the route is published; it places the route in its shard's
+	// slots and spares most key comparisons.
+	tag uint32
 	// scheme is "http" or "https"; dial is the upstream's host:port.
 	scheme string
 	dial   string

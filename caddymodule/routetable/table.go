@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -41,18 +40,18 @@ type Table struct {
 
 type persisterRef struct{ p Persister }
 
-// shard holds an immutable map, replaced as a whole by writers holding mu.
+// shard holds an immutable snapshot of its routes, replaced as a whole by
+// writers holding mu.
 type shard struct {
 	mu sync.Mutex
-	m  atomic.Pointer[map[string]*Route]
+	m  atomic.Pointer[slots]
 }
 
 // New returns an empty, memory-only table.
 func New() *Table {
 	t := &Table{seed: maphash.MakeSeed()}
 	for i := range t.shards {
-		m := map[string]*Route{}
-		t.shards[i].m.Store(&m)
+		t.shards[i].m.Store(emptySlots)
 	}
 	return t
 }
@@ -74,13 +73,17 @@ func (t *Table) getPersister() Persister {
 	return nil
 }
 
-func (t *Table) shardFor(key string) *shard {
-	return &t.shards[maphash.String(t.seed, key)%numShards]
+// shardFor returns key's shard and the tag that places key in the shard's
+// slots, both from one hash of key.
+func (t *Table) shardFor(key string) (*shard, uint32) {
+	h := maphash.String(t.seed, key)
+	return &t.shards[h%numShards], hashTag(h)
 }
 
 // get returns the route stored under an exact, normalized key.
 func (t *Table) get(key string) *Route {
-	return (*t.shardFor(key).m.Load())[key]
+	s, tag := t.shardFor(key)
+	return s.m.Load().get(tag, key)
 }
 
 // newRoute validates a route and builds it, its activity set to lastActivity.
@@ -134,19 +137,14 @@ func withoutOwnFields(data map[string]any) map[string]any {
 	return out
 }
 
-// publish swaps r (or, when r is nil, no route) in for key in s; s.mu must be
-// held. It returns the route it replaced.
-func (t *Table) publish(s *shard, key string, r *Route) *Route {
-	old := *s.m.Load()
-	prev := old[key]
-	m := make(map[string]*Route, len(old)+1)
-	maps.Copy(m, old)
+// publish swaps r (or, when r is nil, no route) in for key, of hash tag
+// tag, in s; s.mu must be held. It returns the route it replaced.
+func (t *Table) publish(s *shard, tag uint32, key string, r *Route) *Route {
 	if r != nil {
-		m[key] = r
-	} else {
-		delete(m, key)
+		r.tag = tag
 	}
-	s.m.Store(&m)
+	next, prev := s.m.Load().with(tag, key, r)
+	s.m.Store(next)
 	t.count(prev, -1)
 	t.count(r, +1)
 	return prev
@@ -168,27 +166,36 @@ func (t *Table) count(r *Route, d int64) {
 // error; valid ones are loaded either way.
 func (t *Table) Load(recs []Record) error {
 	var errs []error
-	byShard := make(map[*shard][]*Route)
+	byShard := make(map[*shard]map[string]*Route)
 	for _, rec := range recs {
 		r, err := newRoute(rec.Key, rec.Target, rec.Data, rec.LastActivity)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("loading route %q: %w", rec.Key, err))
 			continue
 		}
-		s := t.shardFor(r.key)
-		byShard[s] = append(byShard[s], r)
+		s, tag := t.shardFor(r.key)
+		r.tag = tag
+		if byShard[s] == nil {
+			byShard[s] = make(map[string]*Route)
+		}
+		byShard[s][r.key] = r // the last record of a key wins
 	}
-	for s, routes := range byShard {
+	for s, added := range byShard {
 		s.mu.Lock()
-		old := *s.m.Load()
-		m := make(map[string]*Route, len(old)+len(routes))
-		maps.Copy(m, old)
-		for _, r := range routes {
-			t.count(m[r.key], -1)
-			m[r.key] = r
+		old := s.m.Load()
+		routes := make([]*Route, 0, old.n+len(added))
+		old.each(func(r *Route) {
+			if _, ok := added[r.key]; ok {
+				t.count(r, -1) // replaced below
+				return
+			}
+			routes = append(routes, r)
+		})
+		for _, r := range added {
+			routes = append(routes, r)
 			t.count(r, +1)
 		}
-		s.m.Store(&m)
+		s.m.Store(buildSlots(routes))
 		s.mu.Unlock()
 	}
 	return errors.Join(errs...)
@@ -203,7 +210,7 @@ func (t *Table) Add(key, target string, data map[string]any) (*Route, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := t.shardFor(r.key)
+	s, tag := t.shardFor(r.key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p := t.getPersister(); p != nil {
@@ -212,7 +219,7 @@ func (t *Table) Add(key, target string, data map[string]any) (*Route, error) {
 			return nil, fmt.Errorf("saving route %q: %w", r.key, err)
 		}
 	}
-	t.publish(s, r.key, r)
+	t.publish(s, tag, r.key, r)
 	return r, nil
 }
 
@@ -223,10 +230,10 @@ func (t *Table) Delete(key string) (existed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	s := t.shardFor(k)
+	s, tag := t.shardFor(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if (*s.m.Load())[k] == nil {
+	if s.m.Load().get(tag, k) == nil {
 		return false, nil
 	}
 	if p := t.getPersister(); p != nil {
@@ -234,7 +241,7 @@ func (t *Table) Delete(key string) (existed bool, err error) {
 			return true, fmt.Errorf("deleting route %q: %w", k, err)
 		}
 	}
-	t.publish(s, k, nil)
+	t.publish(s, tag, k, nil)
 	return true, nil
 }
 
@@ -315,9 +322,7 @@ func trimTrailingSlashes(p string) string {
 func (t *Table) All() []*Route {
 	out := make([]*Route, 0, t.Len())
 	for i := range t.shards {
-		for _, r := range *t.shards[i].m.Load() {
-			out = append(out, r)
-		}
+		t.shards[i].m.Load().each(func(r *Route) { out = append(out, r) })
 	}
 	slices.SortFunc(out, func(a, b *Route) int { return strings.Compare(a.key, b.key) })
 	return out
@@ -342,11 +347,11 @@ func (t *Table) FlushActivity() error {
 	}
 	var todo []pending
 	for i := range t.shards {
-		for _, r := range *t.shards[i].m.Load() {
+		t.shards[i].m.Load().each(func(r *Route) {
 			if ms := r.lastActivity.Load(); ms != r.flushed.Load() {
 				todo = append(todo, pending{r, ms})
 			}
-		}
+		})
 	}
 	if len(todo) == 0 {
 		return nil
