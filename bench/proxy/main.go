@@ -8,7 +8,11 @@
 // It starts a trivial Go backend, then (all at once, so that rounds can
 // alternate between them): our binary with a plain `reverse_proxy` site, our
 // binary with the `jupyterhub` handler in proxy_only mode at 10 and 10,000
-// routes, and CHP at 10 and 10,000 routes. Routes are added through each
+// routes, CHP at 10 and 10,000 routes, and a floor: the Go standard
+// library's own reverse proxy (net/http server, httputil.ReverseProxy,
+// http.Transport) with no Caddy, which Caddy's server and reverse_proxy are
+// built on: no proxy made of them can do much better than it on this
+// machine. Routes are added through each
 // proxy's REST API by 10 concurrent clients, as JupyterHub does; the time of
 // those adds is reported (ours are durable: Badger, synced). Each round
 // measures every setup at every connection count with wrk (or a Go load
@@ -27,6 +31,8 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -54,6 +60,10 @@ var (
 	routesFlag   = flag.String("routes", "10,10000", "comma-separated route counts for the jupyterhub handler and CHP")
 	addersFlag   = flag.Int("adders", 10, "concurrent clients adding routes (JupyterHub's ConfigurableHTTPProxy.concurrency)")
 	outFlag      = flag.String("out", "", "also write the Markdown report to this file")
+
+	// The benchmark runs the floor proxy by running itself with these.
+	serveFloorFlag  = flag.String("serve-floor", "", "(internal) serve the standard-library floor proxy on this address")
+	floorTargetFlag = flag.String("floor-target", "", "(internal) the floor proxy's backend URL")
 )
 
 const apiToken = "bench-token"
@@ -61,6 +71,9 @@ const apiToken = "bench-token"
 func main() {
 	log.SetFlags(log.Ltime)
 	flag.Parse()
+	if *serveFloorFlag != "" {
+		log.Fatal(serveFloor(*serveFloorFlag, *floorTargetFlag))
+	}
 	if err := run(); err != nil {
 		log.Fatal(err)
 	}
@@ -161,7 +174,7 @@ func waitHTTP(url string, want int, p *proc) error {
 // setup is one thing to measure.
 type setup struct {
 	name   string
-	kind   string // direct, rp, hub, chp
+	kind   string // direct, rp, floor, hub, chp
 	routes int
 	url    string
 	proc   *proc
@@ -214,6 +227,11 @@ func run() error {
 		return err
 	}
 	setups = append(setups, rp)
+	floor, err := startFloor(backend, routeCounts[0])
+	if err != nil {
+		return err
+	}
+	setups = append(setups, floor)
 	for _, n := range routeCounts {
 		s, err := startCaddyHub(caddyBin, tmp, backend, n)
 		if err != nil {
@@ -360,6 +378,48 @@ func startCaddyRP(bin, tmp, backend string) (*setup, error) {
 		return nil, err
 	}
 	return &setup{name: "caddy reverse_proxy", kind: "rp", url: base + "/user/bench/api/status", proc: p}, nil
+}
+
+// serveFloor is the floor proxy: the standard library's reverse proxy with
+// the same keep-alive pool as our handler and X-Forwarded-* headers, and
+// nothing else (no route table, no logging, no Caddy).
+func serveFloor(addr, target string) error {
+	u, err := url.Parse(target)
+	if err != nil {
+		return err
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.SetXForwarded()
+		},
+		Transport: &http.Transport{MaxIdleConnsPerHost: 256},
+	}
+	return http.ListenAndServe(addr, rp)
+}
+
+// startFloor runs the floor proxy in a process of its own (this program,
+// with -serve-floor), so that its CPU time is measured like the others'.
+// routes is the CHP setup it is compared with; it holds no routes itself.
+func startFloor(backend string, routes int) (*setup, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p, err := start("floor", nil, self, "-serve-floor", addr, "-floor-target", backend)
+	if err != nil {
+		return nil, err
+	}
+	base := "http://" + addr
+	if err := waitHTTP(base+"/user/bench/api/status", 200, p); err != nil {
+		return nil, err
+	}
+	return &setup{name: "floor: Go net/http + httputil, no Caddy", kind: "floor", routes: routes, url: base + "/user/bench/api/status", proc: p}, nil
 }
 
 func startCaddyHub(bin, tmp, backend string, routes int) (*setup, error) {
@@ -707,6 +767,8 @@ func buildReport(setups []*setup, conns []int, results map[*setup]map[int][]meas
 	b.WriteString("The backend is a Go net/http server answering a 28-byte JSON body; every proxy runs on the same host as the load generator and the backend. " +
 		"Requests go to `/user/user<n/2>/api/status`, a route in the middle of the table. " +
 		"Our `jupyterhub` handler runs in `proxy_only` mode with routes added through its CHP-compatible API. " +
+		"The floor is the Go standard library's reverse proxy (net/http server, httputil.ReverseProxy, http.Transport with the same 256 idle connections per host, X-Forwarded-* headers) with no Caddy and no route table, in a process of its own: " +
+		"Caddy's server and reverse_proxy are built on these, so it bounds what a proxy made of them reaches here; its CHP ratio is against CHP with the fewest routes. " +
 		"Proxy CPU/req is the proxy process's user+system CPU time (all threads, /proc/<pid>/stat) divided by the requests it served: " +
 		"on a shared machine req/s moves with everyone else's load, CPU per request much less.\n\n")
 	if chpNote != "" {
@@ -734,10 +796,10 @@ func buildReport(setups []*setup, conns []int, results map[*setup]map[int][]meas
 		for _, s := range setups {
 			m := median(results[s][c])
 			vsRP, vsCHP, cpuVsCHP, cpu := "–", "–", "–", "–"
-			if s.kind == "hub" || s.kind == "chp" {
+			if s.kind == "hub" || s.kind == "chp" || s.kind == "floor" {
 				vsRP = ratio(m.rps, rpM.rps)
 			}
-			if chp := chpBy[s.routes]; s.kind == "hub" && chp != nil {
+			if chp := chpBy[s.routes]; (s.kind == "hub" || s.kind == "floor") && chp != nil {
 				cm := median(results[chp][c])
 				vsCHP = ratio(m.rps, cm.rps)
 				cpuVsCHP = ratio(float64(cm.cpuPerReq), float64(m.cpuPerReq))

@@ -4,8 +4,9 @@
 // (DESIGN.md, "Routing"; jupyterhub-spec.md §3).
 //
 // Lookups take no lock and allocate nothing in the common case: routes are
-// spread over shards, each an immutable map published through an atomic
-// pointer (copy-on-write per shard). Writers serialize per shard, persist
+// spread over shards, each an immutable cuckoo hash table (slots.go)
+// published through an atomic pointer (copy-on-write per shard); one hash of
+// the key picks both the shard and the key's two slots. Writers serialize per shard, persist
 // first and publish second, so a route a client saw acknowledged survives
 // a crash. Activity is an atomic timestamp on the route, flushed in batches.
 //

@@ -29,7 +29,7 @@ type Table struct {
 	hostRoutes atomic.Int64
 	// depths counts routes by key depth (number of segments, capped at
 	// maxDepth); Lookup probes only depths that hold routes, which makes
-	// a deep request path cost about one map probe.
+	// a deep request path cost about one probe.
 	depths    [maxDepth + 1]atomic.Int64
 	persister atomic.Pointer[persisterRef]
 	// flushMu serializes FlushActivity calls.
@@ -274,7 +274,7 @@ func (t *Table) Lookup(host, path string) *Route {
 
 // walk probes p and then each shorter segment prefix of it, down to minLen
 // bytes ("/" is probed only when minLen is 1). Depths that hold no route are
-// skipped without a map probe.
+// skipped without a probe.
 func (t *Table) walk(p string, minLen int, hostOnly bool) *Route {
 	p = trimTrailingSlashes(p)
 	d := keyDepth(p)
