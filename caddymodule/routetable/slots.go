@@ -75,13 +75,13 @@ func (s *slots) with(tag uint32, key string, r *Route) (*slots, *Route) {
 }
 
 // buildSlots returns a table holding routes, whose keys are distinct and
-// whose tags are set. It starts at a quarter full and doubles the size in
+// whose tags are set. It starts at most half full and doubles the size in
 // the rare case that the routes do not fit.
 func buildSlots(routes []*Route) *slots {
 	if len(routes) == 0 {
 		return emptySlots
 	}
-	size := 1 << bits.Len(uint(4*len(routes)-1)) // the power of two ≥ 4n
+	size := 1 << bits.Len(uint(2*len(routes)-1)) // the power of two ≥ 2n
 	for {
 		s := &slots{tags: make([]uint32, size), entries: make([]*Route, size)}
 		ok := true
