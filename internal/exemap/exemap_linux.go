@@ -3,6 +3,7 @@ package exemap
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -29,7 +30,9 @@ func release() (Stats, error) {
 		if m.writable || m.anonymous != 0 {
 			continue
 		}
-		if err := madvise(m, unix.MADV_NOHUGEPAGE, "MADV_NOHUGEPAGE"); err != nil {
+		// A kernel without transparent huge pages refuses the advice
+		// (EINVAL); it maps no 2 MiB pages either, so go on.
+		if err := madvise(m, unix.MADV_NOHUGEPAGE, "MADV_NOHUGEPAGE"); err != nil && !errors.Is(err, unix.EINVAL) {
 			return st, err
 		}
 		if err := madvise(m, unix.MADV_DONTNEED, "MADV_DONTNEED"); err != nil {

@@ -71,6 +71,8 @@ func TestRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, err = os.Stat("/sys/kernel/mm/transparent_hugepage")
+	thp := err == nil // without it the kernel refuses MADV_NOHUGEPAGE, and maps no huge pages
 	released, kept := 0, 0
 	for _, block := range splitSmaps(string(data), exe) {
 		m := parseSmaps([]byte(block), exe)[0]
@@ -83,7 +85,7 @@ func TestRelease(t *testing.T) {
 			}
 		default:
 			released++
-			if !noHuge {
+			if thp && !noHuge {
 				t.Errorf("a read-only mapping is not marked nh:\n%s", block)
 			}
 			if m.pmdMapped != 0 {
