@@ -35,6 +35,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/caddyhub/caddyhub/bench/internal/install"
 	"github.com/caddyhub/caddyhub/internal/buildflags"
 )
 
@@ -96,6 +97,10 @@ func run() error {
 		if err := goBuild(bin, "./cmd/caddy"); err != nil {
 			return err
 		}
+	}
+	// Run an installed copy, as a deployment does (see bench/internal/install).
+	if bin, err = install.Copy(bin, filepath.Join(tmp, "installed")); err != nil {
+		return err
 	}
 	rep.caddyVersion = commandLine(bin, "version")
 	rep.jhVersion = commandLine(*jupyterhubFlag, "--version")

@@ -195,7 +195,7 @@ func (r *report) markdown() string {
 
 	if m := r.mem; m != nil {
 		p("## 5. Resident memory (VmRSS)\n\n")
-		p("VmRSS from /proc/<pid>/status (JupyterHub: jupyterhub + configurable-http-proxy processes summed, users' servers excluded); in brackets RssAnon, the memory the processes allocated themselves, without mapped files such as the executable, and FilePmdMapped (smaps_rollup), the part of the executable the kernel maps as whole 2 MiB page-cache folios, touched or not: nearly all of it right after a build, less as the folios are split later, which moves VmRSS by up to ~15 MB between runs of the same binary.\n\n")
+		p("VmRSS from /proc/<pid>/status (JupyterHub: jupyterhub + configurable-http-proxy processes summed, users' servers excluded); in brackets RssAnon, the memory the processes allocated themselves, without mapped files such as the executable, and FilePmdMapped (smaps_rollup), the part of the executable the kernel maps as whole 2 MiB page-cache folios, touched or not (the linker's output file is held in such folios; the bench runs an installed copy of the binary, as a deployment does, and the `jupyterhub` app drops these mappings once started).\n\n")
 		p("| | VmRSS (RssAnon) | target |\n|---|---|---|\n")
 		p("| CaddyHub idle (fresh data_dir, after start + one login page) | **%s** (%s; %s of the binary PMD-mapped) | ≤ 60 MB: %s |\n", fmtMB(m.oursIdle), fmtMB(m.oursIdleAnon), fmtMB(m.oursIdlePmd), verdict(m.oursIdle <= 60<<20))
 		if m.plainIdle > 0 {
