@@ -130,11 +130,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // newReverseProxy builds and provisions one embedded reverse proxy whose
 // upstream is the route stashed in the request.
 func (h *Handler) newReverseProxy(ctx caddy.Context, useTLS bool) (*reverseproxy.Handler, error) {
+	noCompression := false
 	transport := &reverseproxy.HTTPTransport{
 		DialTimeout: h.DialTimeout,
 		KeepAlive: &reverseproxy.KeepAlive{
 			MaxIdleConnsPerHost: h.MaxIdleConnsPerHost,
 		},
+		// Forward Accept-Encoding as the client sent it. Go's transport
+		// would otherwise ask servers for gzip on behalf of clients that
+		// did not, then decompress the answer itself: CPU on both ends for
+		// nothing, and not what configurable-http-proxy does.
+		Compression: &noCompression,
 	}
 	rp := &reverseproxy.Handler{
 		Transport:        transport,

@@ -2,6 +2,9 @@ package caddymodule
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
+	"compress/gzip"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -140,6 +143,8 @@ type seen struct {
 	XFProto    string
 	XFHost     string
 	XFPort     string
+	// AcceptEncoding is the request's Accept-Encoding ("-" when absent).
+	AcceptEncoding string
 }
 
 // newBackend starts a user server stand-in named name.
@@ -171,6 +176,7 @@ func newBackend(t *testing.T, name string) *httptest.Server {
 				Backend: name, RequestURI: r.RequestURI, Host: r.Host,
 				XFF: r.Header.Get("X-Forwarded-For"), XFProto: r.Header.Get("X-Forwarded-Proto"),
 				XFHost: r.Header.Get("X-Forwarded-Host"), XFPort: r.Header.Get("X-Forwarded-Port"),
+				AcceptEncoding: cmp.Or(strings.Join(r.Header.Values("Accept-Encoding"), ","), "-"),
 			})
 		}
 	}))
@@ -451,6 +457,70 @@ func TestHandlerProxyOnly(t *testing.T) {
 	errTarget.Close()
 	if status, body, _ := get(t, base+"/user/nobody", ""); status != 404 || body != "Not Found" {
 		t.Errorf("error target down: %d %q", status, body)
+	}
+}
+
+// TestHandlerLeavesEncodingAlone checks that the edge forwards Accept-Encoding
+// as the client sent it, adding none (Go's transport would add gzip and then
+// decompress the answer itself), and relays a compressed answer as it is, as
+// configurable-http-proxy does.
+func TestHandlerLeavesEncodingAlone(t *testing.T) {
+	alice := newBackend(t, "alice")
+	gzipped := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Set("Content-Type", "text/plain")
+		zw := gzip.NewWriter(w)
+		_, _ = zw.Write([]byte("compressed by the server"))
+		_ = zw.Close()
+	}))
+	t.Cleanup(gzipped.Close)
+	tb := routetable.New()
+	addRoute(t, tb, "/user/alice", alice.URL)
+	addRoute(t, tb, "/user/zip", gzipped.URL)
+	base := startCaddy(t, &testAppState{table: tb}, `{"handler": "jupyterhub"}`)
+
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	t.Cleanup(client.CloseIdleConnections)
+	do := func(path, acceptEncoding string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if acceptEncoding != "" {
+			req.Header.Set("Accept-Encoding", acceptEncoding)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, body
+	}
+	for _, ae := range []string{"", "br", "gzip, deflate"} {
+		_, body := do("/user/alice/api", ae)
+		var got seen
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatalf("Accept-Encoding %q: %v in %q", ae, err, body)
+		}
+		if want := cmp.Or(ae, "-"); got.AcceptEncoding != want {
+			t.Errorf("client sent Accept-Encoding %q, server got %q", want, got.AcceptEncoding)
+		}
+	}
+	resp, body := do("/user/zip/file", "gzip")
+	if resp.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("compressed answer relayed with Content-Encoding %q", resp.Header.Get("Content-Encoding"))
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("relayed body is not gzip: %v", err)
+	}
+	if plain, err := io.ReadAll(zr); err != nil || string(plain) != "compressed by the server" {
+		t.Errorf("relayed body decompresses to %q, %v", plain, err)
 	}
 }
 
