@@ -17,7 +17,11 @@ type slots struct {
 	// two slots reads one small array and no route.
 	tags    []uint32
 	entries []*Route // nil: empty; length 0 or a power of two
-	n       int      // occupied entries
+	// overflow holds the routes that found no slot even after the table
+	// grew: only keys whose hashes share both slots with two others, which
+	// random hashing all but never produces. Usually nil.
+	overflow []*Route
+	n        int // routes held, overflow included
 }
 
 var emptySlots = &slots{}
@@ -52,6 +56,11 @@ func (s *slots) get(tag uint32, key string) *Route {
 			return r
 		}
 	}
+	for _, r := range s.overflow {
+		if r.tag == tag && r.key == key {
+			return r
+		}
+	}
 	return nil
 }
 
@@ -74,6 +83,10 @@ func (s *slots) with(tag uint32, key string, r *Route) (*slots, *Route) {
 	return buildSlots(routes), prev
 }
 
+// maxGrowths bounds how often buildSlots doubles the table for routes that
+// do not fit before it puts the homeless ones in the overflow list.
+const maxGrowths = 3
+
 // buildSlots returns a table holding routes, whose keys are distinct and
 // whose tags are set. It starts at most half full and doubles the size in
 // the rare case that the routes do not fit.
@@ -82,16 +95,20 @@ func buildSlots(routes []*Route) *slots {
 		return emptySlots
 	}
 	size := 1 << bits.Len(uint(2*len(routes)-1)) // the power of two ≥ 2n
-	for {
+	for growths := 0; ; growths++ {
 		s := &slots{tags: make([]uint32, size), entries: make([]*Route, size)}
-		ok := true
+		fits := true
 		for _, r := range routes {
-			if !s.place(r) {
-				ok = false
-				break
+			if homeless := s.place(r); homeless != nil {
+				if growths < maxGrowths {
+					fits = false
+					break
+				}
+				s.overflow = append(s.overflow, homeless)
+				s.n++
 			}
 		}
-		if ok {
+		if fits {
 			return s
 		}
 		size *= 2
@@ -102,21 +119,22 @@ func buildSlots(routes []*Route) *slots {
 const maxKicks = 64
 
 // place stores r in one of its two slots, moving the routes in the way to
-// their other slot (cuckoo insertion). It reports false when a chain of
-// maxKicks evictions found no room; s is then to be discarded.
-func (s *slots) place(r *Route) bool {
+// their other slot (cuckoo insertion). When a chain of maxKicks evictions
+// finds no room it returns the route left without a slot (r or one it
+// moved), else nil.
+func (s *slots) place(r *Route) *Route {
 	mask := uint32(len(s.entries) - 1)
 	i1, i2 := slotsOf(r.tag, mask)
 	if s.entries[i1] == nil {
 		s.set(i1, r)
-		return true
+		return nil
 	}
 	i := i2
 	for range maxKicks {
 		evicted := s.entries[i]
 		s.set(i, r)
 		if evicted == nil {
-			return true
+			return nil
 		}
 		r = evicted
 		if a, b := slotsOf(r.tag, mask); i == a {
@@ -125,7 +143,7 @@ func (s *slots) place(r *Route) bool {
 			i = a
 		}
 	}
-	return false
+	return r
 }
 
 func (s *slots) set(i uint32, r *Route) {
@@ -141,5 +159,8 @@ func (s *slots) each(f func(*Route)) {
 		if r != nil {
 			f(r)
 		}
+	}
+	for _, r := range s.overflow {
+		f(r)
 	}
 }

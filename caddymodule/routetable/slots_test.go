@@ -29,15 +29,27 @@ func checkSlots(t *testing.T, s *slots, in []*Route, out []*Route) {
 }
 
 func TestSlotsSharedTag(t *testing.T) {
-	a := &Route{key: "/user/a", tag: 0x00050005}
-	b := &Route{key: "/user/b", tag: 0x00050005}
-	c := &Route{key: "/user/c", tag: 0x00050005}
+	a := &Route{key: "/user/a", tag: 0x00070005}
+	b := &Route{key: "/user/b", tag: 0x00070005}
+	c := &Route{key: "/user/c", tag: 0x00070005}
 	s, prev := emptySlots.with(a.tag, a.key, a)
 	if prev != nil {
 		t.Fatal("replaced a route in an empty table")
 	}
 	s, _ = s.with(b.tag, b.key, b)
 	checkSlots(t, s, []*Route{a, b}, []*Route{c})
+	// A third key with the same tag has the same two slots at any size:
+	// it goes to the overflow list instead of growing the table forever.
+	withC, _ := s.with(c.tag, c.key, c)
+	checkSlots(t, withC, []*Route{a, b, c}, nil)
+	if len(withC.overflow) != 1 {
+		t.Errorf("%d routes in overflow, want 1", len(withC.overflow))
+	}
+	noC, prev := withC.with(c.tag, c.key, nil)
+	if prev != c {
+		t.Errorf("deleting c replaced %v", prev)
+	}
+	checkSlots(t, noC, []*Route{a, b}, []*Route{c})
 	s2, prev := s.with(a.tag, a.key, nil)
 	if prev != a {
 		t.Errorf("deleting a replaced %v", prev)
@@ -53,7 +65,8 @@ func TestSlotsSharedTag(t *testing.T) {
 }
 
 // TestSlotsGrow puts more routes on the same two slots than two slots hold:
-// the table must grow until they fit rather than lose one.
+// the table grows, and what still does not fit goes to the overflow list;
+// no route is lost.
 func TestSlotsGrow(t *testing.T) {
 	var routes []*Route
 	for i := range 12 {
