@@ -87,7 +87,7 @@ func (r *report) markdown() string {
 	p("- Load average at end: %s\n", r.loadEnd)
 	p("- Ours: `%s`; theirs: JupyterHub `%s` with configurable-http-proxy (`NODE_PATH=/usr/share/nodejs`), Python `/usr/bin/python3`.\n", r.caddyVersion, r.jhVersion)
 	p("- Both hubs: dummy authenticator, simple local-process spawner (JupyterHub: `SimpleLocalProcessSpawner`), an admin service token for the REST API, sqlite (theirs) / Badger (ours) in a fresh temporary directory, everything on 127.0.0.1.\n")
-	p("- The box is shared with other jobs (other helpers compile Go on the same 2 cores): absolute times are noisy; the hubs were alternated within each round so the ratios are the figures to compare.\n\n")
+	p("- The box is a shared virtual machine (2 vCPUs; see the load averages): absolute times are noisy; the hubs were alternated within each round so the ratios are the figures to compare.\n\n")
 
 	if rd := r.ready; rd != nil {
 		p("## 1. Login → ready with `/usr/bin/jupyterhub-singleuser`\n\n")
