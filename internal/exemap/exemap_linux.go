@@ -13,8 +13,8 @@ import (
 )
 
 // release marks the executable's read-only mappings MADV_NOHUGEPAGE and
-// drops their page table entries, so that they fault back in 4 KiB pages as
-// the code and data in them are used. Only mappings without private
+// drops their page table entries, so that they fault back from the page
+// cache as the code and data in them are used, never as 2 MiB entries. Only mappings without private
 // (copy-on-write) pages are touched: dropping those would lose data.
 func release() (Stats, error) {
 	var st Stats
