@@ -570,16 +570,7 @@ func (h *Hub) apiSharesDelete(q *apiRequest) error {
 		return err
 	}
 	err := h.store.Update(func(tx *store.Txn) error {
-		shares, err := tx.OwnerShares(owner, server, false)
-		if err != nil {
-			return err
-		}
-		for _, s := range shares {
-			if err := tx.DeleteShare(s); err != nil {
-				return err
-			}
-		}
-		return nil
+		return tx.RevokeServerShares(owner, server)
 	})
 	if err != nil {
 		return err

@@ -136,6 +136,14 @@ func (tx *Txn) SharesWith(recipient, owner, server string, one bool) ([]*Share, 
 
 // DeleteServerShares removes every share and share code of one server (the server is deleted).
 func (tx *Txn) DeleteServerShares(owner, server string) error {
+	if err := tx.RevokeServerShares(owner, server); err != nil {
+		return err
+	}
+	return tx.DeleteShareCodes(owner, server, false)
+}
+
+// RevokeServerShares removes every share of one server, leaving its share codes.
+func (tx *Txn) RevokeServerShares(owner, server string) error {
 	shares, err := tx.OwnerShares(owner, server, false)
 	if err != nil {
 		return err
@@ -145,7 +153,7 @@ func (tx *Txn) DeleteServerShares(owner, server string) error {
 			return err
 		}
 	}
-	return tx.DeleteShareCodes(owner, server, false)
+	return nil
 }
 
 // DeleteRecipientShares removes every share granted to recipient (the user or group is deleted).
