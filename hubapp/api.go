@@ -1,9 +1,10 @@
 package hubapp
 
-// JupyterHub's REST API (jupyterhub-spec.md §1): every /hub/api/* endpoint except the ones the spawn
-// flow owns (spawn.go: version, whoami, activity, server start/stop, progress, OAuth). This file holds
-// the plumbing that every endpoint shares: registration, authentication, scope checks, JSON bodies,
-// pagination and error mapping. The endpoints live in api_*.go, one file per resource.
+// JupyterHub's REST API (docs/protocols.md, "REST API"): every /hub/api/* endpoint except the ones
+// spawn.go registers (version and whoami in api_whoami.go, activity and server start/stop in
+// api_servers.go, progress in progress.go, OAuth in oauth.go). This file holds the plumbing that every
+// endpoint shares: registration, authentication, scope checks, JSON bodies, pagination, error mapping
+// and the error body. The endpoints live in api_*.go, one file per resource.
 
 import (
 	"bytes"
@@ -31,7 +32,7 @@ const (
 	// default; API bodies here are small JSON documents).
 	apiMaxBody = 1 << 20
 	// apiPageDefaultLimit and apiPageMaxLimit are JupyterHub's api_page_default_limit and
-	// api_page_max_limit (spec §1.1).
+	// api_page_max_limit (docs/protocols.md, "Credentials, errors and pagination").
 	apiPageDefaultLimit = 50
 	apiPageMaxLimit     = 200
 	// paginationMediaType opts a client into the paginated envelope.
@@ -166,7 +167,8 @@ func (h *Hub) handleIfFree(mux *http.ServeMux, pattern string, handler http.Hand
 	mux.Handle(pattern, handler)
 }
 
-// serveHealth is /hub/health and /hub/api/health: 200, empty, no authentication (spec §1.2).
+// serveHealth is /hub/health and /hub/api/health: 200, empty, no authentication (docs/protocols.md,
+// "Endpoints").
 func (h *Hub) serveHealth(w http.ResponseWriter, r *http.Request) {
 	h.apiHeaders(w)
 	w.WriteHeader(http.StatusOK)
@@ -218,7 +220,7 @@ func (h *Hub) stopAPI() {
 }
 
 // resolveScopes fills id.Scopes from the owner's roles and, for tokens, the token's scopes intersected
-// with the owner's at this moment (JupyterHub 2+; spec §5.4).
+// with the owner's at this moment (JupyterHub 2+; docs/protocols.md, "RBAC: scopes and roles").
 func (h *Hub) resolveScopes(id *Identity) error {
 	st := h.apiState()
 	eng := st.engine
@@ -332,7 +334,7 @@ func (h *Hub) writeAPIError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// apiHeaders sets the headers every API response carries (spec §0).
+// apiHeaders sets the headers every API response carries (docs/protocols.md, "Wire conventions").
 func (h *Hub) apiHeaders(w http.ResponseWriter) {
 	hd := w.Header()
 	hd.Set("X-JupyterHub-Version", apiJupyterHubVersion)
@@ -579,8 +581,8 @@ func (q *apiRequest) acceptsPagination() bool {
 	return false
 }
 
-// pagination returns offset and limit (spec §1.1): abs(int), limit clamped to [1, 200]; legacy
-// clients get the maximum as default.
+// pagination returns offset and limit (docs/protocols.md, "Credentials, errors and pagination"):
+// abs(int), limit clamped to [1, 200]; legacy clients get the maximum as default.
 func (q *apiRequest) pagination() (offset, limit int, err error) {
 	limit = apiPageMaxLimit
 	if q.acceptsPagination() {
@@ -662,3 +664,29 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// APIError is the REST API's error body, JupyterHub's shape: {"status": 404, "message": "…"}.
+type APIError struct {
+	Status  int    `json:"status"`
+	Message string `json:"message"`
+}
+
+// writeJSON writes v as the JSON response body with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"status":500,"message":"encoding response failed"}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// apiError answers an API request with JupyterHub's error shape. message is what the client sees;
+// log the cause separately, never a secret.
+func apiError(w http.ResponseWriter, status int, message string) {
+	if message == "" {
+		message = http.StatusText(status)
+	}
+	writeJSON(w, status, APIError{Status: status, Message: message})
+}

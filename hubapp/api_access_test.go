@@ -96,7 +96,8 @@ func TestGHSA_69wv_m5fw_2fhp(t *testing.T) {
 	}
 }
 
-// TestAPIAccessMatrix: requesters × endpoints, expected status per cell (spec §5.4).
+// TestAPIAccessMatrix: requesters × endpoints, expected status per cell (docs/protocols.md, "RBAC:
+// scopes and roles").
 func TestAPIAccessMatrix(t *testing.T) {
 	ids := []string{"anonymous", "admin", "user", "member", "narrow", "service", "service-admin"}
 	rows := []struct {

@@ -1,6 +1,6 @@
 package hubapp
 
-// /hub/api/groups endpoints (jupyterhub-spec.md §1.2) and the groups of the configuration
+// /hub/api/groups endpoints (docs/protocols.md, "Endpoints") and the groups of the configuration
 // (JupyterHub's load_groups).
 
 import (

@@ -1,6 +1,6 @@
 package hubapp
 
-// Endpoints about the hub itself (jupyterhub-spec.md §1.2): info, shutdown, metrics and the
+// Endpoints about the hub itself (docs/protocols.md, "Endpoints"): info, shutdown, metrics and the
 // deprecated /authorizations endpoints that pre-2.0 services use.
 
 import (

@@ -1,6 +1,6 @@
 package hubapp
 
-// JSON models of the REST API (jupyterhub-spec.md §1.3), filtered by the requester's scopes as
+// JSON models of the REST API (docs/protocols.md, "Models"), filtered by the requester's scopes as
 // JupyterHub's _filter_model does: a key appears only if a held scope grants it for that entity.
 
 import (

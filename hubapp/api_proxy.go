@@ -1,7 +1,8 @@
 package hubapp
 
-// /hub/api/proxy (jupyterhub-spec.md §1.2, §3.4): the routing table as JupyterHub shows it, and
-// check_routes, which brings the table in line with the servers and services the hub knows.
+// /hub/api/proxy (docs/protocols.md, "Endpoints" and "How JupyterHub drives an external proxy"): the
+// routing table as JupyterHub shows it, and check_routes, which brings the table in line with the
+// servers and services the hub knows.
 
 import (
 	"errors"

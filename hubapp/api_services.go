@@ -1,7 +1,8 @@
 package hubapp
 
-// /hub/api/services endpoints (jupyterhub-spec.md §1.2). As in JupyterHub's code (not its OpenAPI
-// document), the list is an object keyed by service name and is not paginated (spec §8.1).
+// /hub/api/services endpoints (docs/protocols.md, "Endpoints"). As in JupyterHub's code (not its OpenAPI
+// document), the list is an object keyed by service name and is not paginated (docs/protocols.md,
+// "Surprises").
 
 import (
 	"net/http"

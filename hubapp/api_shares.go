@@ -1,8 +1,8 @@
 package hubapp
 
-// JupyterHub 5's user-initiated sharing (jupyterhub-spec.md §1.2 "Shares", scopes §5.4): shares of a
-// server with users and groups, share codes, and the scopes recipients hold through shares. Every
-// listing here is paginated (the shares API always answers with the envelope).
+// JupyterHub 5's user-initiated sharing (docs/protocols.md, "Endpoints" and "RBAC: scopes and roles"):
+// shares of a server with users and groups, share codes, and the scopes recipients hold through shares.
+// Every listing here is paginated (the shares API always answers with the envelope).
 
 import (
 	"encoding/json"
@@ -689,9 +689,9 @@ func (h *Hub) apiShareCodeDelete(q *apiRequest) error {
 	return q.noContent()
 }
 
-// The /hub/accept-share page (spec §4.1): a logged-in user accepts a share code. Every URL in the
-// page goes through html/template's escaping (GHSA-c4gm-pwx9-9w8j), and the POST needs the XSRF
-// token, cross-site no-cors requests included (GHSA-m68r-v472-jgq9).
+// The /hub/accept-share page (docs/protocols.md, "Pages"): a logged-in user accepts a share code. Every
+// URL in the page goes through html/template's escaping (GHSA-c4gm-pwx9-9w8j), and the POST needs the
+// XSRF token, cross-site no-cors requests included (GHSA-m68r-v472-jgq9).
 
 func init() {
 	pageTemplates["accept-share"] = loadTemplates("accept-share")["accept-share"]

@@ -198,7 +198,7 @@ func TestAPIConformance(t *testing.T) {
 	}
 }
 
-// TestAPIModels checks the JSON shapes (spec §1.3) and field filtering by scope.
+// TestAPIModels checks the JSON shapes (docs/protocols.md, "Models") and field filtering by scope.
 func TestAPIModels(t *testing.T) {
 	f := newAPIFixture(t, nil)
 	now := time.Now().UTC()
@@ -293,7 +293,7 @@ func TestAPIModels(t *testing.T) {
 		t.Errorf("deleted token still works: %d", code)
 	}
 
-	// Services are an object keyed by name (spec §8.1), not a list.
+	// Services are an object keyed by name (docs/protocols.md, "Surprises"), not a list.
 	var svcs map[string]any
 	if f.call("GET", "/hub/api/services", f.admin, "", &svcs); svcs == nil {
 		t.Errorf("services is not an object")

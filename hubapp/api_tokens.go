@@ -1,6 +1,6 @@
 package hubapp
 
-// /hub/api/users/{name}/tokens endpoints (jupyterhub-spec.md §1.2, §5.1).
+// /hub/api/users/{name}/tokens endpoints (docs/protocols.md, "Endpoints" and "Tokens at rest").
 
 import (
 	"errors"
@@ -103,7 +103,7 @@ func (h *Hub) apiCreateToken(q *apiRequest) error {
 		if secs < 0 {
 			return errStatus(http.StatusBadRequest, "expires_in must not be negative")
 		}
-		if secs > 0 { // 0 means no expiry, as documented (3.0 failed with 500, spec §8.10)
+		if secs > 0 { // 0 means no expiry (docs/protocols.md, "Surprises")
 			expires = time.Now().Add(time.Duration(secs) * time.Second).UTC()
 		}
 	}

@@ -1,7 +1,7 @@
 package hubapp
 
-// /hub/api/users endpoints (jupyterhub-spec.md §1.2). Server start/stop and activity belong to the
-// spawn flow (spawn.go).
+// /hub/api/users endpoints (docs/protocols.md, "Endpoints"). Server start/stop and activity are in
+// api_servers.go.
 
 import (
 	"context"
@@ -708,7 +708,8 @@ func (h *Hub) apiGetServer(q *apiRequest) error {
 	return q.writeJSON(http.StatusOK, h.serverModel(s, state))
 }
 
-// POST /users/{name}/admin-access: deprecated since 0.8; admin_access is off (spec §1.2).
+// POST /users/{name}/admin-access: deprecated since 0.8; admin_access is off (docs/protocols.md,
+// "Endpoints").
 func (h *Hub) apiAdminAccess(q *apiRequest) error {
 	if err := q.need(rbac.UserResource(q.r.PathValue("name")), "servers"); err != nil {
 		return err

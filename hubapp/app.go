@@ -2,7 +2,7 @@
 // route table), serves the configurable-http-proxy–compatible proxy API and, unless proxy_only is set,
 // the hub itself — login, sessions, spawning, the JupyterHub REST API and the OAuth provider that
 // single-user servers use. The `jupyterhub` HTTP handler in caddymodule reaches it through the
-// caddymodule.App interface (DESIGN.md: the import arrow points from the hub to the edge).
+// caddymodule.App interface: the import arrow points from the hub to the edge, never back.
 package hubapp
 
 import (
@@ -134,7 +134,7 @@ type App struct {
 	repl   *caddy.Replacer
 
 	ready   chan struct{}                    // closed when Start has finished
-	shared  *shared                          // nil until Start
+	shared  *reloadState                     // nil until Start
 	table   atomic.Pointer[routetable.Table] // what the edge reads; nil until Start
 	hub     *Hub                             // nil in proxy_only mode and until Start
 	servers []*listenerServer                // proxy API and hub API listeners of this generation
@@ -205,13 +205,13 @@ func isLoopback(host string) bool {
 // Start opens (or shares, across reloads) the store and the route table, loads every route before
 // any request can be routed, and starts the listeners.
 func (a *App) Start() error {
-	v, _, err := sharedPool.LoadOrNew(a.DataDir, func() (caddy.Destructor, error) {
-		return openShared(a.DataDir, a.logger)
+	v, _, err := reloadPool.LoadOrNew(a.DataDir, func() (caddy.Destructor, error) {
+		return openReloadState(a.DataDir, a.logger)
 	})
 	if err != nil {
 		return fmt.Errorf("jupyterhub: %w", err)
 	}
-	a.shared = v.(*shared)
+	a.shared = v.(*reloadState)
 	if !a.ProxyOnly {
 		hub, err := newHub(a)
 		if err != nil {
@@ -285,7 +285,7 @@ func (a *App) release() {
 	}
 	a.servers = nil
 	if a.shared != nil {
-		if _, err := sharedPool.Delete(a.DataDir); err != nil {
+		if _, err := reloadPool.Delete(a.DataDir); err != nil {
 			a.logger.Error("releasing hub store", zap.Error(err))
 		}
 		a.shared = nil

@@ -18,7 +18,7 @@ import (
 )
 
 // TestCaddyfileAdapt runs the golden adapt tests in testdata/*.caddytest, like Caddy's and
-// caddy-l4's (caddy-architecture.md §11.2): each file is a Caddyfile, a line of ten dashes, then
+// caddy-l4's: each file is a Caddyfile, a line of ten dashes, then
 // either the expected JSON (compared semantically, so key order and indentation do not matter) or
 // a line `error: <text>` whose text the adapt error must contain.
 func TestCaddyfileAdapt(t *testing.T) {

@@ -2,8 +2,11 @@ package hubapp
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -13,8 +16,9 @@ import (
 	"github.com/caddyhub/caddyhub/spawners"
 )
 
-// Service is a JupyterHub service (spec §6.5): an API client with its own token and roles, optionally
-// routed at /services/<name>/ (url) and optionally run by the hub (command).
+// Service is a JupyterHub service (docs/protocols.md, "Services and culling"): an API client with its
+// own token and roles, optionally routed at /services/<name>/ (url) and optionally run by the hub
+// (command).
 type Service struct {
 	// Name identifies the service; it appears in /services/<name>/ and in token ownership.
 	Name string `json:"name"`
@@ -197,4 +201,17 @@ func (a *App) validateHub() error {
 		return fmt.Errorf("culler timeout must not be negative")
 	}
 	return nil
+}
+
+// splitHostPort splits a listen or connect address and checks the port's range.
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, errors.New("bad port " + p)
+	}
+	return host, port, nil
 }

@@ -1,8 +1,9 @@
 package hubapp
 
-// The built-in idle culler: jupyterhub-idle-culler's behaviour (jupyterhub-spec.md §6.5) inside
-// the hub. It reads only the index of active servers, never every user, and takes activity from the
-// route table (every proxied request and websocket frame) and from the servers' activity reports.
+// The built-in idle culler: jupyterhub-idle-culler's behaviour (docs/protocols.md, "Services and
+// culling") inside the hub. It reads only the index of active servers, never every user, and takes
+// activity from the route table (every proxied request and websocket frame) and from the servers'
+// activity reports.
 
 import (
 	"context"

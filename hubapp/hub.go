@@ -85,7 +85,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.mux.ServeHTTP(w, r)
 	case strings.HasPrefix(p, h.base+"user/"):
 		// No route: the server is not running (or not yet routed). JupyterHub sends the browser to
-		// /hub/user/<name>/…, which offers to start it (spec §4.3).
+		// /hub/user/<name>/…, which offers to start it (docs/protocols.md, "A server that is not
+		// running").
 		h.redirectToHubUser(w, r)
 	default:
 		http.Redirect(w, r, h.prefix, http.StatusFound)

@@ -42,8 +42,8 @@ func (id *Identity) Name() string {
 var errBadToken = errors.New("invalid or expired token")
 
 // tokenFromRequest extracts an API token: `Authorization: token …` or `Bearer …` (JupyterHub's
-// auth_header_pat, case-insensitive). The hub does not take tokens from the URL (spec §1.1): only
-// single-user servers accept ?token=.
+// auth_header_pat, case-insensitive). The hub does not take tokens from the URL (docs/protocols.md,
+// "Credentials, errors and pagination"): only single-user servers accept ?token=.
 func tokenFromRequest(r *http.Request) string {
 	h := r.Header.Get("Authorization")
 	if h == "" {
@@ -147,5 +147,22 @@ func (h *Hub) lookupOrEnsureUser(name string) (*store.User, error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return h.ensureUser(name)
 	}
+	return u, err
+}
+
+// ensureUser returns the user called name, creating the record on first sight (a user who logs in
+// for the first time, a name from api_tokens or a config list).
+func (h *Hub) ensureUser(name string) (*store.User, error) {
+	var u *store.User
+	err := h.store.Update(func(tx *store.Txn) error {
+		var err error
+		if u, err = tx.User(name); err == nil {
+			return nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		u = &store.User{Name: name}
+		return tx.CreateUser(u)
+	})
 	return u, err
 }

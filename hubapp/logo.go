@@ -2,8 +2,8 @@ package hubapp
 
 import "net/http"
 
-// logoSVG is the hub's logo, served at /hub/logo (spec §4.1): jupyterhub-singleuser shows it in the
-// notebook's header, linking back to the hub.
+// logoSVG is the hub's logo, served at /hub/logo (docs/protocols.md, "Pages"): jupyterhub-singleuser
+// shows it in the notebook's header, linking back to the hub.
 const logoSVG = `<svg xmlns="http://www.w3.org/2000/svg" width="120" height="32" viewBox="0 0 120 32">` +
 	`<rect width="120" height="32" rx="6" fill="#1a5f7a"/>` +
 	`<circle cx="16" cy="16" r="9" fill="none" stroke="#f5a623" stroke-width="3"/>` +

@@ -1,6 +1,6 @@
 package hubapp
 
-// Prometheus metrics at /hub/metrics (jupyterhub-spec.md §4.1): JupyterHub's metric names, plus
+// Prometheus metrics at /hub/metrics (docs/protocols.md, "Pages"): JupyterHub's metric names, plus
 // CaddyHub's own (route table size, route-add latency, store size). They live in the config's
 // registry (caddy.Context.GetMetricsRegistry), so Caddy's own metrics endpoint shows them too.
 

@@ -16,8 +16,8 @@ import (
 const maxNextLen = 4096
 
 // safeNext returns next if it is a safe place to send the browser after login, or "" (use the
-// default). It follows jupyterhub-spec.md §4.2 and is stricter (§5.6, CVE-2019-10255,
-// GHSA-3vff-hjqv-m7h8): the result is always a path on this host under base_url, so:
+// default). It follows JupyterHub's algorithm (docs/protocols.md, "next validation") and is
+// stricter (CVE-2019-10255, GHSA-3vff-hjqv-m7h8; "Published advisories" there): the result is always a path on this host under base_url, so:
 //   - an absolute URL is accepted only for this very scheme and host (or a user subdomain with
 //     subdomain_host), and is then reduced to its path, with leading slashes collapsed to one;
 //   - "//host", "///host", backslashes (browsers read `\` as `/`), control characters and

@@ -8,7 +8,8 @@ import (
 	"testing"
 )
 
-// TestSafeNext covers jupyterhub-spec.md §4.2 and every next-related advisory of §5.6
+// TestSafeNext covers JupyterHub's next validation and every next-related advisory (docs/protocols.md,
+// "next validation" and "Published advisories")
 // (CVE-2019-10255, GHSA-3vff-hjqv-m7h8) plus encoded and control-character variants.
 func TestSafeNext(t *testing.T) {
 	wh := newWebHub(t, false)

@@ -1,7 +1,7 @@
 package hubapp
 
 // The OAuth 2 provider single-user servers and services log their visitors in with
-// (jupyterhub-spec.md §2.4; JupyterHub's apihandlers/auth.py and oauth/provider.py): the
+// (docs/protocols.md, "OAuth provider"; JupyterHub's apihandlers/auth.py and oauth/provider.py): the
 // authorization endpoint (a browser page: login cookie, consent when needed, a code) and the token
 // endpoint (the server exchanges the code for an access token with its client secret).
 

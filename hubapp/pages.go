@@ -334,10 +334,10 @@ func (h *Hub) serveSpawnPending(w http.ResponseWriter, r *http.Request, pr *page
 	}
 }
 
-// serveHubUser is /hub/user/{user}/{path...}: the edge sends /user/<name>/… here when no route
-// matched, i.e. the server is not running (jupyterhub-spec.md §4.3). Ready (a race with the route)
-// → back to /user/…, with a loop guard; pending or failed → progress page; stopped → 424 page with
-// a start button, or JupyterHub's JSON 424 for API clients. Non-GET requests always get the JSON.
+// serveHubUser is /hub/user/{user}/{path...}: the edge sends /user/<name>/… here when no route matched,
+// i.e. the server is not running (docs/protocols.md, "A server that is not running"). Ready (a race with
+// the route) → back to /user/…, with a loop guard; pending or failed → progress page; stopped → 424 page
+// with a start button, or JupyterHub's JSON 424 for API clients. Non-GET requests always get the JSON.
 func (h *Hub) serveHubUser(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
 	name, rest := r.PathValue("user"), r.PathValue("path")
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {

@@ -1,7 +1,7 @@
 package hubapp
 
 // Spawn progress: every start records its events in a progressLog that any number of EventSource
-// subscribers read (jupyterhub-spec.md §1.4).
+// subscribers read (docs/protocols.md, "Spawn progress stream").
 
 import (
 	"bytes"

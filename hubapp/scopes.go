@@ -1,7 +1,8 @@
 package hubapp
 
-// Roles and scopes of requesters (jupyterhub-spec.md §5.4): which roles users, services and tokens
-// hold, and the throttled record of token use. The scope engine itself is hubapp/rbac.
+// Roles and scopes of requesters (docs/protocols.md, "RBAC: scopes and roles"): which roles users,
+// services and tokens hold, and the throttled record of token use. The scope engine itself is
+// hubapp/rbac.
 
 import (
 	"errors"

@@ -4,6 +4,7 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -23,9 +24,10 @@ const cookieSecretEnv = "JPY_COOKIE_SECRET"
 const cookieSecretBytes = 32
 
 // loadCookieSecret returns the hub's cookie secret, in JupyterHub's order of precedence
-// (jupyterhub-spec.md §5.2, app.py init_secrets): the cookie_secret option (hex), then the
-// JPY_COOKIE_SECRET environment variable (hex), then cookie_secret_file, which is created with a
-// fresh random secret when it does not exist. It runs in Start (file I/O), never in Provision.
+// (docs/protocols.md, "Cookies and the cookie secret", app.py init_secrets): the cookie_secret option
+// (hex), then the JPY_COOKIE_SECRET environment variable (hex), then cookie_secret_file, which is
+// created with a fresh random secret when it does not exist. It runs in Start (file I/O), never in
+// Provision.
 func loadCookieSecret(option, file string, logger *zap.Logger) ([]byte, error) {
 	if option != "" {
 		b, err := decodeHexSecret(option)
@@ -149,4 +151,9 @@ func deriveWebKeys(secret []byte) (webKeys, error) {
 		return k, err
 	}
 	return k, nil
+}
+
+// constantTimeEqual compares two secrets (tokens, XSRF tokens, client secrets) in constant time.
+func constantTimeEqual(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }

@@ -1,8 +1,8 @@
 package hubapp
 
-// JupyterHub services (jupyterhub-spec.md §6.5): routes at /services/<name>/, OAuth clients so that
-// users log in to services through the hub, and managed processes the hub starts, restarts when they
-// die and stops when Caddy exits.
+// JupyterHub services (docs/protocols.md, "Services and culling"): routes at /services/<name>/, OAuth
+// clients so that users log in to services through the hub, and managed processes the hub starts,
+// restarts when they die and stops when Caddy exits.
 //
 // A managed process outlives a config reload when its definition did not change: the new config
 // generation adopts it (Start of the new generation runs before Stop of the old one), so a service

@@ -14,7 +14,7 @@ import (
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
-// Cookie names, JupyterHub's (jupyterhub-spec.md §5.2).
+// Cookie names, JupyterHub's (docs/protocols.md, "Cookies and the cookie secret").
 const (
 	// loginCookie holds the login session id, signed and encrypted with keys derived from the cookie
 	// secret. Path <base>hub/: it never reaches users' servers.

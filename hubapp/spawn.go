@@ -1,7 +1,8 @@
 package hubapp
 
-// The spawn flow (jupyterhub-spec.md §2.2, DESIGN.md "Hub lifecycle"): start and stop users' servers,
-// adopt running servers when the hub starts (also after kill -9), and poll them while it runs.
+// The spawn flow (docs/protocols.md, "Spawn lifecycle"; docs/design-notes.md, "State and restarts"):
+// start and stop users' servers, adopt running servers when the hub starts (also after kill -9), and
+// poll them while it runs.
 
 import (
 	"context"
@@ -189,8 +190,9 @@ func (h *Hub) serverAPIURL() string {
 // publicHost is JUPYTERHUB_HOST: the hub's origin under subdomain_host, "" on one origin.
 func (h *Hub) publicHost() string { return h.hubOrigin() }
 
-// serverEnv builds the JUPYTERHUB_* variables of spec §2.1 (spawner.py Spawner.get_env) for one
-// server; the spawner adds JUPYTERHUB_SERVICE_URL, env_keep, the options' environment and the account.
+// serverEnv builds the JUPYTERHUB_* variables (JupyterHub's Spawner.get_env; docs/protocols.md,
+// "Environment of a spawned server") for one server; the spawner adds JUPYTERHUB_SERVICE_URL, env_keep,
+// the options' environment and the account.
 func (h *Hub) serverEnv(user, server, apiToken string) map[string]string {
 	apiURL := h.serverAPIURL()
 	prefix := h.serverPrefix(user, server)

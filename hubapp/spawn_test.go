@@ -128,7 +128,7 @@ func newTestHub(t testing.TB, sp spawners.Spawner, mutate func(a *App)) *Hub {
 		logger:               zap.NewNop(),
 		spawner:              sp,
 	}
-	a.shared = &shared{store: st, table: table, logger: zap.NewNop(), runtime: newRuntimeState()}
+	a.shared = &reloadState{store: st, table: table, logger: zap.NewNop(), runtime: newRuntimeState()}
 	if mutate != nil {
 		mutate(a)
 	}

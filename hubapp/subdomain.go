@@ -1,7 +1,7 @@
 package hubapp
 
 // subdomain_host: each user's server on its own origin, <label>.<subdomain_host>
-// (jupyterhub-spec.md §5.5, DESIGN.md "Security model"). This file turns usernames into DNS
+// (docs/protocols.md, "subdomain_host isolation"; docs/https.md). This file turns usernames into DNS
 // labels, builds the host-routed route keys and absolute URLs of users' servers, and keeps the
 // in-memory set of labels of existing users that the on-demand TLS permission module
 // (tls.permission.jupyterhub, tls.go) answers from.

@@ -1,9 +1,9 @@
 package hubapp
 
-// Certificates for users' origins under subdomain_host (caddy-architecture.md §8.3): the on-demand
-// TLS permission module tls.permission.jupyterhub allows a certificate only for the hub's own name
-// and for <label>.<subdomain_host> where label is an existing user's, answering from memory
-// (subdomain.go's label set) and limiting how fast new names are allowed. Caddy refuses on-demand
+// Certificates for users' origins under subdomain_host (docs/https.md, "Certificates for users'
+// origins"): the on-demand TLS permission module tls.permission.jupyterhub allows a certificate only for
+// the hub's own name and for <label>.<subdomain_host> where label is an existing user's, answering from
+// memory (subdomain.go's label set) and limiting how fast new names are allowed. Caddy refuses on-demand
 // TLS without a permission module; an `ask` URL would cost an HTTP request per unknown name.
 
 import (
@@ -152,9 +152,9 @@ func (p *Permission) allowNew(name string) bool {
 // sharedStore returns the open store of dataDir, or nil when no config generation holds it.
 func sharedStore(dataDir string) *store.Store {
 	var st *store.Store
-	sharedPool.Range(func(k, v any) bool {
+	reloadPool.Range(func(k, v any) bool {
 		if k == dataDir {
-			if s, ok := v.(*shared); ok {
+			if s, ok := v.(*reloadState); ok {
 				st = s.store
 			}
 			return false

@@ -78,7 +78,7 @@ func (h *Hub) initWeb() error {
 	return nil
 }
 
-// registerWeb adds the hub's pages (jupyterhub-spec.md §4.1) to the mux.
+// registerWeb adds the hub's pages (docs/protocols.md, "Pages") to the mux.
 func (h *Hub) registerWeb(mux *http.ServeMux) {
 	// /hub/health is the REST API's (api.go), with /hub/api/health.
 	p := h.prefix

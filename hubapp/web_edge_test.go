@@ -31,7 +31,7 @@ func freeLoopbackAddr(t *testing.T) string {
 // TestLoginCookieNeverReachesUserServer runs the whole app in process (http app with the
 // `jupyterhub` handler, the hub with the dummy authenticator), logs a browser in, and follows a
 // request through the edge to a user's server: the login cookie (path /hub/) must not be among
-// the cookies the server receives (DESIGN.md, security model).
+// the cookies the server receives: a user's server must never hold what logs in to the hub.
 func TestLoginCookieNeverReachesUserServer(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string

@@ -83,7 +83,7 @@ func newWebHub(t *testing.T, tlsServer bool, opts ...webHubOption) *webHub {
 	for _, o := range opts {
 		o(a)
 	}
-	a.shared = &shared{store: st, table: routetable.New(), runtime: newRuntimeState(), logger: a.logger}
+	a.shared = &reloadState{store: st, table: routetable.New(), runtime: newRuntimeState(), logger: a.logger}
 	h, err := newHub(a)
 	if err != nil {
 		t.Fatal(err)

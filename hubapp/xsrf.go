@@ -16,8 +16,9 @@ import (
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
-// XSRF tokens (jupyterhub-spec.md §5.3, JupyterHub ≥4.1 _xsrf_utils.py): a token is the HMAC, under
-// a key derived from the cookie secret, of an id that names who the form was made for:
+// XSRF tokens (docs/protocols.md, "Cross-site protections (XSRF)", JupyterHub ≥4.1 _xsrf_utils.py): a
+// token is the HMAC, under a key derived from the cookie secret, of an id that names who the form was
+// made for:
 //
 //   - logged in: the session hash and the user's CookieID, so a token dies with its session and
 //     with "log out everywhere", and one user's token is worthless for another;

@@ -1,7 +1,7 @@
 // Package rbac is CaddyHub's role-based access control engine: JupyterHub's
-// scopes and roles (jupyterhub-spec.md §5.4) as a pure Go library.
+// scopes and roles (docs/protocols.md, "RBAC: scopes and roles") as a pure Go library.
 //
-// It sits between the store and the REST API in the data flow of DESIGN.md:
+// It sits between the store and the REST API in the hub's data flow:
 // the store keeps users, groups, services, tokens and their role names; the
 // hub app asks an [Engine] for the expanded scopes of the requesting owner
 // ([Engine.OwnerScopes]) or token ([Engine.TokenScopes]), and every API

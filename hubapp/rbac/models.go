@@ -2,7 +2,7 @@ package rbac
 
 // Field is a set of JSON model keys (a bit mask) that a requester may see,
 // after JupyterHub's _filter_model access maps (apihandlers/base.py,
-// jupyterhub-spec.md §1.3). An empty Field means the whole entity is hidden
+// docs/protocols.md, "Models"). An empty Field means the whole entity is hidden
 // (omitted from lists, 404 alone).
 type Field uint32
 

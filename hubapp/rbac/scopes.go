@@ -46,7 +46,7 @@ type ScopeDefinition struct {
 }
 
 // builtinScopes is JupyterHub's scope tree (scopes.py scope_definitions,
-// 5.5.1, plus start:servers from 6.0). jupyterhub-spec.md §5.4.
+// 5.5.1, plus start:servers from 6.0; docs/protocols.md, "RBAC: scopes and roles").
 var builtinScopes = map[string]ScopeDefinition{
 	ScopeNoScope: {Description: "Identify the owner of the requesting entity."},
 	ScopeSelf:    {Description: "Your own resources"},

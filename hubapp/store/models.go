@@ -108,8 +108,8 @@ type Group struct {
 }
 
 // Hash returns the hex SHA-256 of a high-entropy secret: the key under which tokens, sessions and
-// codes are stored. Generated secrets carry 128+ bits, so a fast hash is enough (spec §5.1 uses one
-// round of salted SHA-512 for the same reason).
+// codes are stored. Generated secrets carry 128+ bits, so a fast hash is enough (JupyterHub uses one
+// round of salted SHA-512 for the same reason; docs/protocols.md, "Tokens at rest").
 func Hash(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:])

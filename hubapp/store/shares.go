@@ -1,6 +1,6 @@
 package store
 
-// Shares and share codes (JupyterHub 5's user-initiated sharing, jupyterhub-spec.md §1.2 "Shares"):
+// Shares and share codes (JupyterHub 5's user-initiated sharing, docs/protocols.md, "Endpoints"):
 // a user grants another user or a group scopes on one of its servers (by default
 // access:servers!server=<owner>/<server>), directly or through a share code the recipient accepts.
 //

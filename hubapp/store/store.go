@@ -1,7 +1,7 @@
 // Package store is CaddyHub's state: users, servers, tokens, sessions, OAuth clients and codes, groups,
 // services and the route table's records, kept in an embedded Badger database under the app's data_dir.
 //
-// Every value is versioned JSON under a key that names its kind (DESIGN.md, State): `user/<name>`,
+// Every value is versioned JSON under a key that names its kind: `user/<name>`,
 // `server/<user>/<server>`, `token/<sha256>`, `session/<sha256>`, `route/<key>`, .... Secrets are never
 // stored: tokens and session ids are keyed by the SHA-256 of their high-entropy value. Changes that span
 // several keys run in one transaction (deleting a user deletes its servers, tokens and sessions).

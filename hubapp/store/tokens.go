@@ -29,7 +29,7 @@ func (t *Token) owner() string {
 func NewToken() string { return NewSecret(16) }
 
 // CreateToken stores t under the hash of secret, filling Hash, ID, Prefix and Created. The secret is
-// not kept. A secret shorter than 8 characters is refused (spec §5.1).
+// not kept. A secret shorter than 8 characters is refused (docs/protocols.md, "Tokens at rest").
 func (tx *Txn) CreateToken(t *Token, secret string) error {
 	if len(secret) < 8 {
 		return fmt.Errorf("token must be at least 8 characters")
@@ -207,7 +207,8 @@ func (tx *Txn) PutOAuthClient(c *OAuthClient) error {
 // DeleteOAuthClient removes a client.
 func (tx *Txn) DeleteOAuthClient(id string) error { return tx.delete(oauthClientPrefix + id) }
 
-// CreateOAuthCode stores a code for 5 minutes (spec §2.4) under the hash of the code.
+// CreateOAuthCode stores a code for 5 minutes (docs/protocols.md, "OAuth provider") under the hash of
+// the code.
 func (tx *Txn) CreateOAuthCode(code string, c *OAuthCode) error {
 	c.Expires = time.Now().Add(5 * time.Minute).UTC()
 	return tx.putJSON(oauthCodePrefix+Hash(code), c, 5*time.Minute)

@@ -12,16 +12,17 @@ import (
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
-// sharedPool holds what must outlive a config reload, keyed by absolute data_dir: Badger's directory
-// lock allows one open handle, and the route table must not blink while the new config starts
-// before the old one stops (caddy-architecture.md §2.2).
-var sharedPool = caddy.NewUsagePool()
+// reloadPool holds what must outlive a config reload, keyed by absolute data_dir. On `caddy reload`
+// Caddy starts the new config before it stops the old one, so both generations run at once for a
+// moment: Badger's directory lock allows only one open handle, and the route table must not blink
+// (docs/design-notes.md, "State and restarts").
+var reloadPool = caddy.NewUsagePool()
 
 // activityFlushInterval is how often route activity reaches the store.
 const activityFlushInterval = 5 * time.Second
 
-// shared is the state of one data_dir, shared by every config generation that names it.
-type shared struct {
+// reloadState is the state of one data_dir, shared by every config generation that names it.
+type reloadState struct {
 	store  *store.Store
 	table  *routetable.Table
 	logger *zap.Logger
@@ -34,7 +35,7 @@ type shared struct {
 	closeOnce sync.Once
 }
 
-func openShared(dir string, logger *zap.Logger) (*shared, error) {
+func openReloadState(dir string, logger *zap.Logger) (*reloadState, error) {
 	st, err := store.Open(dir, logger.Named("store"))
 	if err != nil {
 		return nil, err
@@ -54,7 +55,7 @@ func openShared(dir string, logger *zap.Logger) (*shared, error) {
 		return nil, fmt.Errorf("loading %d routes from %s: %w", len(recs), dir, err)
 	}
 	table.SetPersister(routePersister{st})
-	s := &shared{
+	s := &reloadState{
 		store:     st,
 		table:     table,
 		logger:    logger,
@@ -68,7 +69,7 @@ func openShared(dir string, logger *zap.Logger) (*shared, error) {
 }
 
 // flushLoop writes route activity to the store in batches; the hot path only stores an atomic.
-func (s *shared) flushLoop() {
+func (s *reloadState) flushLoop() {
 	defer close(s.flushDone)
 	t := time.NewTicker(activityFlushInterval)
 	defer t.Stop()
@@ -85,7 +86,7 @@ func (s *shared) flushLoop() {
 }
 
 // Destruct runs when the last config generation using this data_dir is unloaded.
-func (s *shared) Destruct() error {
+func (s *reloadState) Destruct() error {
 	var err error
 	s.closeOnce.Do(func() {
 		close(s.stopFlush)

@@ -1,7 +1,8 @@
 package hubapp
 
-// What single-user servers and API clients call on the spawn side of the hub (jupyterhub-spec.md
-// §2.3, §1.2): the version check, whoami, activity, and starting and stopping servers.
+// Server endpoints of the REST API: POST /hub/api/users/{name}/activity, which single-user servers
+// call to report use, and starting and stopping servers (POST/DELETE …/server, …/servers/{server};
+// docs/protocols.md, "Endpoints" and "What jupyterhub-singleuser calls on the hub").
 
 import (
 	"context"
@@ -19,177 +20,8 @@ import (
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
-// singleuserAPIVersion is what GET /hub/api answers and sends as X-JupyterHub-Version: the same
-// version as every other API response (api.go), since the API is JupyterHub 5's. jupyterhub-singleuser
-// 3.x compares major.minor with its own and only logs a warning on a mismatch; it never refuses to start.
-const singleuserAPIVersion = apiJupyterHubVersion
-
 // activityFuture is how far in the future an activity timestamp may lie (JupyterHub: 59 minutes).
 const activityFuture = 59 * time.Minute
-
-// serveAPIVersion is GET /hub/api and /hub/api/: unauthenticated, the version singleuser checks.
-func (h *Hub) serveAPIVersion(w http.ResponseWriter, r *http.Request) {
-	h.apiHeaders(w)
-	w.Header().Set("X-JupyterHub-Version", singleuserAPIVersion)
-	writeJSON(w, http.StatusOK, map[string]string{"version": singleuserAPIVersion})
-}
-
-// serveWhoami is GET /hub/api/user: the requester's model (RequestIdentity, spec §1.3) with the
-// token's session_id and scopes. Single-user servers call it with the OAuth token of each visitor.
-func (h *Hub) serveWhoami(w http.ResponseWriter, r *http.Request) {
-	h.apiHandler(func(q *apiRequest) error {
-		if q.id == nil {
-			return errStatus(http.StatusForbidden, "Forbidden")
-		}
-		return q.writeJSON(http.StatusOK, h.whoamiModel(q.id))
-	}).ServeHTTP(w, r)
-}
-
-// whoamiModel builds the identity model: the owner's model filtered by the credential's scopes plus
-// the identify scopes every credential holds on itself; scopes lists what the credential holds.
-func (h *Hub) whoamiModel(id *Identity) map[string]any {
-	scopes := id.Scopes
-	shown := scopes.Strings()
-	var m map[string]any
-	switch {
-	case id.User != nil:
-		u := id.User
-		ident, err := rbac.Expand(rbac.IdentifyScopes(rbac.UserOwner(u.Name)))
-		if err == nil {
-			scopes = scopes.Union(ident)
-		}
-		m = h.whoamiUserModel(u, scopes.UserFields(u.Name, u.Groups), scopes)
-	case id.Service != nil:
-		s := id.Service
-		ident, err := rbac.Expand(rbac.IdentifyScopes(rbac.ServiceOwner(s.Name)))
-		if err == nil {
-			scopes = scopes.Union(ident)
-		}
-		fields := scopes.ServiceFields(s.Name)
-		m = map[string]any{"kind": "service", "name": s.Name}
-		if fields.Has(rbac.FieldAdmin) {
-			m["admin"] = s.Admin
-		}
-		if fields.Has(rbac.FieldRoles) {
-			m["roles"] = h.serviceRoleNames(s)
-		}
-		if fields.Has(rbac.FieldURL) {
-			m["url"] = s.URL
-		}
-		if fields.Has(rbac.FieldPrefix) {
-			m["prefix"] = ""
-			if s.URL != "" {
-				m["prefix"] = h.base + "services/" + s.Name + "/"
-			}
-		}
-		if fields.Has(rbac.FieldInfo) {
-			info := s.Info
-			if info == nil {
-				info = map[string]any{}
-			}
-			m["info"] = info
-		}
-		if fields.Has(rbac.FieldDisplay) {
-			m["display"] = s.Display == nil || *s.Display
-		}
-	}
-	if id.Token != nil && id.Token.SessionHash != "" {
-		m["session_id"] = id.Token.SessionHash
-	} else {
-		m["session_id"] = nil
-	}
-	if shown == nil {
-		shown = []string{}
-	}
-	m["scopes"] = shown
-	return m
-}
-
-// whoamiUserModel is the user model with the keys fields allows (spec §1.3).
-func (h *Hub) whoamiUserModel(u *store.User, fields rbac.Field, scopes rbac.Set) map[string]any {
-	m := map[string]any{"kind": "user", "name": u.Name}
-	if fields.Has(rbac.FieldAdmin) {
-		m["admin"] = u.Admin
-	}
-	if fields.Has(rbac.FieldGroups) {
-		g := u.Groups
-		if g == nil {
-			g = []string{}
-		}
-		m["groups"] = g
-	}
-	if fields.Has(rbac.FieldRoles) {
-		roles, err := h.userRoleNames(u, false)
-		if err != nil || roles == nil {
-			roles = []string{}
-		}
-		m["roles"] = roles
-	}
-	if fields.Has(rbac.FieldCreated) {
-		m["created"] = isoTime(u.Created)
-	}
-	if fields.Has(rbac.FieldLastActivity) {
-		m["last_activity"] = isoTime(u.LastActivity)
-	}
-	needServers := fields.Has(rbac.FieldServer) || fields.Has(rbac.FieldPending) || fields.Has(rbac.FieldServers)
-	if !needServers {
-		return m
-	}
-	var servers []*store.Server
-	_ = h.store.View(func(tx *store.Txn) error {
-		var err error
-		servers, err = tx.Servers(u.Name)
-		return err
-	})
-	var def *store.Server
-	for _, s := range servers {
-		if s.Name == "" {
-			def = s
-		}
-	}
-	if fields.Has(rbac.FieldServer) {
-		m["server"] = nil
-		if def != nil && def.Ready {
-			m["server"] = h.serverPrefix(u.Name, "")
-		}
-	}
-	if fields.Has(rbac.FieldPending) {
-		m["pending"] = nil
-		if def != nil && def.Pending != "" {
-			m["pending"] = def.Pending
-		}
-	}
-	if fields.Has(rbac.FieldServers) {
-		sm := map[string]any{}
-		for _, s := range servers {
-			if !s.Active() {
-				continue
-			}
-			if ok, _ := scopes.ServerVisibility(serverKey(u.Name, s.Name), u.Groups); !ok {
-				continue
-			}
-			var pending any
-			if s.Pending != "" {
-				pending = s.Pending
-			}
-			progress := h.prefix + "api/users/" + escapePath(u.Name) + "/server/progress"
-			if s.Name != "" {
-				progress = h.prefix + "api/users/" + escapePath(u.Name) + "/servers/" + escapePath(s.Name) + "/progress"
-			}
-			opts := s.UserOptions
-			if opts == nil {
-				opts = map[string]any{}
-			}
-			sm[s.Name] = map[string]any{
-				"name": s.Name, "last_activity": isoTime(s.LastActivity), "started": isoTime(s.Started),
-				"pending": pending, "ready": s.Ready, "stopped": !s.Active(),
-				"url": h.serverPrefix(u.Name, s.Name), "user_options": opts, "progress_url": progress,
-			}
-		}
-		m["servers"] = sm
-	}
-	return m
-}
 
 // parseActivityTime parses an activity timestamp (ISO 8601, with or without zone: naive means UTC)
 // and refuses one more than 59 minutes ahead, with JupyterHub's messages.
@@ -222,8 +54,8 @@ func pyStrRepr(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, "'", `\'`, "\n", `\n`).Replace(s) + "'"
 }
 
-// serveActivity is POST /hub/api/users/{name}/activity (spec §2.3): moves the user's and servers'
-// last_activity forward, never back.
+// serveActivity is POST /hub/api/users/{name}/activity (docs/protocols.md, "What jupyterhub-singleuser
+// calls on the hub"): moves the user's and servers' last_activity forward, never back.
 func (h *Hub) serveActivity(w http.ResponseWriter, r *http.Request) {
 	h.apiHandler(func(q *apiRequest) error {
 		name := r.PathValue("name")
@@ -352,8 +184,9 @@ func isFalsy(v any) bool {
 	return false
 }
 
-// serveStartServer is POST /hub/api/users/{name}/server and …/servers/{server}: 201 when the server
-// is up within slow_spawn_timeout, 202 while it starts (spec §1.2). The body is user_options.
+// serveStartServer is POST /hub/api/users/{name}/server and …/servers/{server}: 201 when the server is
+// up within slow_spawn_timeout, 202 while it starts (docs/protocols.md, "Endpoints"). The body is
+// user_options.
 func (h *Hub) serveStartServer(w http.ResponseWriter, r *http.Request) {
 	h.apiHandler(func(q *apiRequest) error {
 		name, server := r.PathValue("name"), r.PathValue("server")
