@@ -3,7 +3,7 @@ package hubapp
 // `caddy jupyterhub token <username>`: print a new API token for a user, like `jupyterhub token`.
 // Badger lets one process open the database, so the command asks the running Caddy through its
 // admin API (the `admin.api.jupyterhub` module, POST /jupyterhub/token) and opens the store itself
-// only when no Caddy answers.
+// only when no Caddy answers. The backup and restore subcommands live in backupcmd.go.
 
 import (
 	"bytes"
@@ -35,12 +35,19 @@ func init() {
 	fs.String("data-dir", "", "The hub's data_dir, used when no Caddy is running (default: from the config, else caddyhub-data)")
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "jupyterhub",
-		Usage: "token <username> [--note <text>] [--expires-in <duration>] [--config <path> [--adapter <name>]] [--address <interface>] [--data-dir <dir>]",
-		Short: "Manages the JupyterHub app (token: prints a new API token for a user)",
+		Usage: "token <username> [--note <text>] [--expires-in <duration>] | backup <file> | restore <file>  [--config <path> [--adapter <name>]] [--address <interface>] [--data-dir <dir>]",
+		Short: "Manages the JupyterHub app (token, backup, restore)",
 		Long: `
 token <username> prints a new API token for an existing user, like JupyterHub's
 "jupyterhub token". It asks the running Caddy through its admin API; when none
-runs, it opens the hub's database (data_dir) directly.`,
+runs, it opens the hub's database (data_dir) directly.
+
+backup <file> writes a consistent snapshot of the hub's database to <file>
+while the hub runs (through the admin API), or from data_dir when no Caddy runs.
+Keep the cookie secret and crypt_key with it: the snapshot holds no secret.
+
+restore <file> loads such a snapshot into data_dir, which must be empty or
+absent; the hub must be stopped.`,
 		Flags: fs,
 		Func:  cmdJupyterHub,
 	})
@@ -92,20 +99,49 @@ func createCommandToken(st *store.Store, req tokenRequest) (*tokenResponse, erro
 
 func cmdJupyterHub(fl caddycmd.Flags) (int, error) {
 	args := fl.Args()
-	if len(args) != 2 || args[0] != "token" {
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("usage: caddy jupyterhub token <username>")
+	if len(args) != 2 {
+		return caddy.ExitCodeFailedStartup, fmt.Errorf("usage: caddy jupyterhub token <username> | backup <file> | restore <file>")
 	}
-	req := tokenRequest{User: args[1], Note: fl.String("note"), ExpiresIn: int64(fl.Duration("expires-in") / time.Second)}
-	var cfg []byte
+	switch args[0] {
+	case "token":
+		return cmdToken(fl, args[1])
+	case "backup":
+		return cmdBackup(fl, args[1])
+	case "restore":
+		return cmdRestore(fl, args[1])
+	}
+	return caddy.ExitCodeFailedStartup, fmt.Errorf("unknown subcommand %q: want token, backup or restore", args[0])
+}
+
+// commandTarget returns the config named by --config (nil without one) and the admin API address
+// of the Caddy the command talks to.
+func commandTarget(fl caddycmd.Flags) (cfg []byte, addr string, err error) {
 	if fl.String("config") != "" {
-		var err error
 		if cfg, _, _, err = caddycmd.LoadConfig(fl.String("config"), fl.String("adapter")); err != nil {
-			return caddy.ExitCodeFailedStartup, err
+			return nil, "", err
 		}
 	}
-	addr, err := caddycmd.DetermineAdminAPIAddress(fl.String("address"), cfg, "", "")
+	addr, err = caddycmd.DetermineAdminAPIAddress(fl.String("address"), cfg, "", "")
 	if err != nil {
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("finding the admin API: %w", err)
+		return nil, "", fmt.Errorf("finding the admin API: %w", err)
+	}
+	return cfg, addr, nil
+}
+
+// commandDataDir is the data_dir a command opens itself: --data-dir, else the config's, else the
+// default.
+func commandDataDir(fl caddycmd.Flags, cfg []byte) string {
+	if dir := fl.String("data-dir"); dir != "" {
+		return dir
+	}
+	return dataDirFromConfig(cfg)
+}
+
+func cmdToken(fl caddycmd.Flags, user string) (int, error) {
+	req := tokenRequest{User: user, Note: fl.String("note"), ExpiresIn: int64(fl.Duration("expires-in") / time.Second)}
+	cfg, addr, err := commandTarget(fl)
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
 	}
 	body, _ := json.Marshal(req)
 	resp, err := caddycmd.AdminAPIRequest(addr, http.MethodPost, "/jupyterhub/token", nil, bytes.NewReader(body))
@@ -124,10 +160,7 @@ func cmdJupyterHub(fl caddycmd.Flags) (int, error) {
 		return caddy.ExitCodeSuccess, nil
 	}
 	// No Caddy answers: open the database directly.
-	dir := fl.String("data-dir")
-	if dir == "" {
-		dir = dataDirFromConfig(cfg)
-	}
+	dir := commandDataDir(fl, cfg)
 	st, err := store.Open(dir, zap.NewNop())
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, fmt.Errorf("no running Caddy at %s, and opening %s failed: %w", addr, dir, err)
@@ -171,7 +204,23 @@ func (AdminAPI) CaddyModule() caddy.ModuleInfo {
 
 // Routes implements caddy.AdminRouter.
 func (AdminAPI) Routes() []caddy.AdminRoute {
-	return []caddy.AdminRoute{{Pattern: "/jupyterhub/token", Handler: caddy.AdminHandlerFunc(serveAdminToken)}}
+	return []caddy.AdminRoute{
+		{Pattern: "/jupyterhub/token", Handler: caddy.AdminHandlerFunc(serveAdminToken)},
+		{Pattern: "/jupyterhub/backup", Handler: caddy.AdminHandlerFunc(serveAdminBackup)},
+	}
+}
+
+// activeApp returns the running jupyterhub app, or the admin API error to answer.
+func activeApp() (*App, error) {
+	appAny, err := caddy.ActiveContext().AppIfConfigured("jupyterhub")
+	if err != nil {
+		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no jupyterhub app is configured")}
+	}
+	app, ok := appAny.(*App)
+	if !ok || app.shared == nil {
+		return nil, caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: fmt.Errorf("the jupyterhub app has not started")}
+	}
+	return app, nil
 }
 
 func serveAdminToken(w http.ResponseWriter, r *http.Request) error {
@@ -182,14 +231,9 @@ func serveAdminToken(w http.ResponseWriter, r *http.Request) error {
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil || req.User == "" {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("want {\"user\": …}")}
 	}
-	ctx := caddy.ActiveContext()
-	appAny, err := ctx.AppIfConfigured("jupyterhub")
+	app, err := activeApp()
 	if err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no jupyterhub app is configured")}
-	}
-	app, ok := appAny.(*App)
-	if !ok || app.shared == nil {
-		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: fmt.Errorf("the jupyterhub app has not started")}
+		return err
 	}
 	out, err := createCommandToken(app.shared.store, req)
 	if errors.Is(err, errNoSuchUser) {

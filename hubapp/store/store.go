@@ -60,7 +60,21 @@ func Open(dir string, logger *zap.Logger) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data_dir %s: %w", dir, err)
 	}
-	opts := badger.DefaultOptions(filepath.Clean(dir)).
+	db, err := badger.Open(badgerOptions(dir, logger))
+	if err != nil {
+		return nil, fmt.Errorf("opening badger in %s: %w", dir, err)
+	}
+	s := &Store{db: db, dir: dir, logger: logger}
+	if err := s.migrate(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// badgerOptions are the options every opening of a hub database uses (Open, Restore).
+func badgerOptions(dir string, logger *zap.Logger) badger.Options {
+	return badger.DefaultOptions(filepath.Clean(dir)).
 		WithSyncWrites(true).
 		WithLogger(badgerLogger{logger.Sugar()}).
 		WithMemTableSize(4 << 20).
@@ -76,16 +90,6 @@ func Open(dir string, logger *zap.Logger) (*Store, error) {
 		WithNumGoroutines(2).
 		WithMetricsEnabled(false).
 		WithDetectConflicts(true)
-	db, err := badger.Open(opts)
-	if err != nil {
-		return nil, fmt.Errorf("opening badger in %s: %w", dir, err)
-	}
-	s := &Store{db: db, dir: dir, logger: logger}
-	if err := s.migrate(); err != nil {
-		_ = db.Close()
-		return nil, err
-	}
-	return s, nil
 }
 
 // Dir returns the database directory.
