@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
@@ -21,7 +20,6 @@ import (
 	"github.com/caddyhub/caddyhub/auth"
 	"github.com/caddyhub/caddyhub/caddymodule"
 	"github.com/caddyhub/caddyhub/caddymodule/routetable"
-	"github.com/caddyhub/caddyhub/internal/exemap"
 	"github.com/caddyhub/caddyhub/spawners"
 )
 
@@ -245,28 +243,12 @@ func (a *App) Start() error {
 	}
 	a.table.Store(a.shared.table)
 	close(a.ready)
-	releaseExecutableOnce.Do(a.releaseExecutable)
 	a.logger.Info("jupyterhub started",
 		zap.Bool("proxy_only", a.ProxyOnly),
 		zap.String("data_dir", a.DataDir),
 		zap.String("proxy_api", a.ProxyAPI),
 		zap.Int("routes", a.shared.table.Len()))
 	return nil
-}
-
-// releaseExecutableOnce makes the first started app of the process unmap the
-// executable's huge pages (see exemap); later config generations find it done.
-var releaseExecutableOnce sync.Once
-
-func (a *App) releaseExecutable() {
-	st, err := exemap.Release()
-	if err != nil {
-		a.logger.Warn("could not release the executable's huge page mappings", zap.Error(err))
-		return
-	}
-	a.logger.Debug("released the executable's huge page mappings",
-		zap.Int("mappings", st.Mappings), zap.Int64("bytes", st.Bytes),
-		zap.Int64("resident_before", st.ResidentBefore), zap.Int64("huge_before", st.HugeBefore))
 }
 
 // Stop releases this config generation's listeners and its reference to the shared state. It runs on

@@ -1,5 +1,0 @@
-//go:build !linux
-
-package exemap
-
-func release() (Stats, error) { return Stats{}, nil }
