@@ -333,7 +333,7 @@ func (h *Hub) renderConsent(w http.ResponseWriter, r *http.Request, pr *pageRequ
 		"Scopes": rbac.Builtin().Describe(describe, pr.user.Name),
 		"Raw":    allowed,
 		"Action": r.URL.RequestURI(),
-		"XSRF":   h.xsrfToken(r, pr.sess),
+		"XSRF":   h.pageXSRF(w, r, pr.sess),
 		"User":   pr.user.Name,
 		"Home":   h.prefix + "home",
 	}

@@ -178,15 +178,18 @@ type spawnData struct {
 	OnBehalf bool
 }
 
-// serveSpawnPage is GET /hub/spawn[/{user}[/{server}]]: a running server → go there; a pending
-// one → its progress page; else a page with a start button. Unlike JupyterHub, a GET never starts
-// a server: starting is a state change and goes through an XSRF-checked POST.
+// serveSpawnPage is GET /hub/spawn[/{user}[/{server}]], JupyterHub's SpawnHandler.get with no
+// options form: a running server → next or the server; a pending one → its progress page; else
+// start it, with the query's user options (userOptionsFromQuery), and go to the progress page,
+// which sends the browser on to next or the server when it is ready. A request that may not
+// start anything (getMayStart: cross-site) gets a page with a start button instead.
 func (h *Hub) serveSpawnPage(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
 	u, server, ok := h.spawnTarget(w, r, pr)
 	if !ok {
 		return
 	}
-	next := h.safeNext(r, r.URL.Query().Get("next"))
+	q := r.URL.Query()
+	next := h.safeNext(r, q.Get("next"))
 	srv := h.webServer(u.Name, server)
 	switch {
 	case srv != nil && srv.Ready:
@@ -196,7 +199,61 @@ func (h *Hub) serveSpawnPage(w http.ResponseWriter, r *http.Request, pr *pageReq
 		http.Redirect(w, r, withNext(h.spawnPendingURL(u.Name, server), next), http.StatusFound)
 		return
 	}
-	h.renderSpawn(w, r, pr, http.StatusOK, u, server, srv, next, "")
+	if !h.getMayStart(r, pr) {
+		h.renderSpawn(w, r, pr, http.StatusOK, u, server, srv, next, "")
+		return
+	}
+	opts, err := h.userOptionsFromQuery(q)
+	if err != nil {
+		h.renderSpawn(w, r, pr, http.StatusUnprocessableEntity, u, server, srv, next, err.Error())
+		return
+	}
+	h.startFromPage(w, r, pr, u, server, opts, next, true)
+}
+
+// getMayStart reports whether GET /hub/spawn may start a server. Not when the browser marks the
+// request cross-site (a link or an image on another site: Sec-Fetch-Site, sent by every current
+// browser), and not for a fetch() or subresource request (Sec-Fetch-Mode other than navigate)
+// without the page's XSRF token. Scripts that send no Sec-Fetch headers may, as in JupyterHub.
+func (h *Hub) getMayStart(r *http.Request, pr *pageRequest) bool {
+	if strings.EqualFold(r.Header.Get("Sec-Fetch-Site"), "cross-site") {
+		return false
+	}
+	return xsrfExempt(r) || h.checkXSRFFor(r, pr.sess, false) == nil
+}
+
+// userOptionsFromQuery is JupyterHub's SpawnHandler._get_user_options over the query of GET
+// /hub/spawn: arguments named opt-<name> become option <name>; when there are none, the other
+// arguments are the options (the legacy form); when both kinds are present only the opt- ones
+// count. next, display_name and _xsrf are the hub's own. Values are lists of strings, as
+// options_from_form makes them. nil when there are none: the last stored options are reused.
+func (h *Hub) userOptionsFromQuery(q url.Values) (map[string]any, error) {
+	prefixed, legacy := map[string]any{}, map[string]any{}
+	for k, vs := range q {
+		switch k {
+		case "next", "display_name", "_xsrf":
+			continue
+		}
+		if name, ok := strings.CutPrefix(k, "opt-"); ok {
+			if name == "" {
+				return nil, fmt.Errorf("invalid user-option name %s", k)
+			}
+			prefixed[name] = slices.Clone(vs)
+		} else {
+			legacy[k] = slices.Clone(vs)
+		}
+	}
+	switch {
+	case len(prefixed) > 0:
+		if len(legacy) > 0 {
+			h.logger.Warn("spawn query mixes opt- prefixed and unprefixed user options; ignoring the unprefixed ones")
+		}
+		return prefixed, nil
+	case len(legacy) > 0:
+		h.logger.Warn("user options in a spawn query should be prefixed with opt- to avoid conflicts with the hub's own parameters")
+		return legacy, nil
+	}
+	return nil, nil
 }
 
 func (h *Hub) renderSpawn(w http.ResponseWriter, r *http.Request, pr *pageRequest, status int, u *store.User, server string, srv *store.Server, next, msg string) {
@@ -254,6 +311,13 @@ func (h *Hub) serveSpawn(w http.ResponseWriter, r *http.Request, pr *pageRequest
 		}
 		opts[k] = slices.Clone(vs)
 	}
+	h.startFromPage(w, r, pr, u, server, opts, next, false)
+}
+
+// startFromPage starts a server for the spawn page (GET or POST) and redirects to its progress
+// page, or, when it is ready at once and viaPending is false, to next or the server. A refusal or
+// a fast failure shows the spawn page with the reason, under the error's HTTP status.
+func (h *Hub) startFromPage(w http.ResponseWriter, r *http.Request, pr *pageRequest, u *store.User, server string, opts map[string]any, next string, viaPending bool) {
 	if u.Name != pr.user.Name {
 		h.logger.Info("admin starting a server on behalf of a user", zap.String("admin", pr.user.Name), zap.String("user", u.Name), zap.String("server", server))
 	}
@@ -272,7 +336,7 @@ func (h *Hub) serveSpawn(w http.ResponseWriter, r *http.Request, pr *pageRequest
 		h.renderSpawn(w, r, pr, status, u, server, h.webServer(u.Name, server), next, "Your server could not be started: "+err.Error())
 		return
 	}
-	if !pending {
+	if !pending && !viaPending {
 		http.Redirect(w, r, cmp.Or(next, h.webServerURL(u.Name, server)), http.StatusFound)
 		return
 	}

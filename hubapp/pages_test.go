@@ -39,6 +39,7 @@ func TestPagesLoggedIn(t *testing.T) {
 	wh.mustLogin(t, c, "alice")
 	tests := []struct {
 		path     string
+		hdr      []string
 		status   int
 		location string
 		contains []string
@@ -46,8 +47,9 @@ func TestPagesLoggedIn(t *testing.T) {
 		{path: "/hub", status: http.StatusMovedPermanently, location: "/hub/"},
 		{path: "/hub/", status: http.StatusFound, location: "/hub/spawn"},
 		{path: "/hub/home", status: http.StatusOK, contains: []string{"Start my server", `action="/hub/spawn/alice"`, `name="_xsrf"`, "Log out everywhere"}},
-		{path: "/hub/spawn", status: http.StatusOK, contains: []string{`action="/hub/spawn/alice"`, `name="_xsrf"`}},
-		{path: "/hub/spawn/alice?next=%2Fuser%2Falice%2Flab", status: http.StatusOK, contains: []string{`action="/hub/spawn/alice?next=%2Fuser%2Falice%2Flab"`}},
+		// Cross-site, GET /hub/spawn shows a start button (a same-site one starts: TestSpawnGet).
+		{path: "/hub/spawn", hdr: crossSite, status: http.StatusOK, contains: []string{`action="/hub/spawn/alice"`, `name="_xsrf"`}},
+		{path: "/hub/spawn/alice?next=%2Fuser%2Falice%2Flab", hdr: crossSite, status: http.StatusOK, contains: []string{`action="/hub/spawn/alice?next=%2Fuser%2Falice%2Flab"`}},
 		{path: "/hub/spawn-pending/alice", status: http.StatusOK, contains: []string{"Server not running", "Launch server"}},
 		{path: "/hub/user/alice/tree/x.ipynb", status: http.StatusFailedDependency, contains: []string{"not running", `action="/hub/spawn/alice?next=%2Fhub%2Fuser%2Falice%2Ftree%2Fx.ipynb"`}},
 		{path: "/hub/user-redirect/lab/tree/a.ipynb?kernel=py", status: http.StatusFound, location: "/user/alice/lab/tree/a.ipynb?kernel=py"},
@@ -64,7 +66,7 @@ func TestPagesLoggedIn(t *testing.T) {
 		{path: "/hub/spawn-pending/bob", status: http.StatusNotFound},
 	}
 	for _, tc := range tests {
-		r := wh.do(t, c, "GET", tc.path, nil)
+		r := wh.do(t, c, "GET", tc.path, nil, tc.hdr...)
 		if r.status != tc.status {
 			t.Errorf("GET %s: status %d, want %d", tc.path, r.status, tc.status)
 			continue
@@ -79,6 +81,9 @@ func TestPagesLoggedIn(t *testing.T) {
 		}
 	}
 }
+
+// crossSite are the headers of a browser's navigation from another site.
+var crossSite = []string{"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "navigate"}
 
 func TestSecurityHeaders(t *testing.T) {
 	wh := newWebHub(t, false)
@@ -105,7 +110,7 @@ func TestSecurityHeaders(t *testing.T) {
 	}
 	wh.mustLogin(t, c, "alice")
 	for _, p := range []string{"/hub/home", "/hub/spawn", "/hub/spawn-pending/alice", "/hub/user/alice/", "/hub/token"} {
-		r := wh.do(t, c, "GET", p, nil)
+		r := wh.do(t, c, "GET", p, nil, crossSite...) // cross-site: /hub/spawn shows its page, starts nothing
 		check(p, r)
 		// Inline scripts and styles carry this response's nonce.
 		if strings.Contains(r.body, "<style") && !strings.Contains(r.body, `<style nonce="`) {
@@ -223,16 +228,16 @@ func TestAdminActsForOthers(t *testing.T) {
 	wh.mustLogin(t, bob, "bob")
 	root := wh.client(t)
 	wh.mustLogin(t, root, "root")
-	if r := wh.do(t, root, "GET", "/hub/spawn/bob", nil); r.status != http.StatusOK || !strings.Contains(r.body, "Start bob's server") {
+	if r := wh.do(t, root, "GET", "/hub/spawn/bob", nil, crossSite...); r.status != http.StatusOK || !strings.Contains(r.body, "Start bob's server") {
 		t.Errorf("admin spawn page for bob: %d", r.status)
 	}
-	if r := wh.do(t, root, "GET", "/hub/spawn/nobody", nil); r.status != http.StatusNotFound {
+	if r := wh.do(t, root, "GET", "/hub/spawn/nobody", nil, crossSite...); r.status != http.StatusNotFound {
 		t.Errorf("admin spawn page for a missing user: %d", r.status)
 	}
 	if r := wh.do(t, root, "GET", "/hub/user/bob/lab", nil); r.status != http.StatusFailedDependency {
 		t.Errorf("admin on bob's stopped server: %d", r.status)
 	}
-	if r := wh.do(t, bob, "GET", "/hub/spawn/root", nil); r.status != http.StatusNotFound {
+	if r := wh.do(t, bob, "GET", "/hub/spawn/root", nil, crossSite...); r.status != http.StatusNotFound {
 		t.Errorf("bob on root's spawn page: %d", r.status)
 	}
 }

@@ -208,8 +208,9 @@ func (h *Hub) createSession(w http.ResponseWriter, r *http.Request, user *store.
 	return sess, nil
 }
 
-// setLoginCookies sets jupyterhub-hub-login (the encrypted session id, path <base>hub/) and
-// jupyterhub-session-id (the session hash, path <base>).
+// setLoginCookies sets jupyterhub-hub-login (the encrypted session id, path <base>hub/),
+// jupyterhub-session-id (the session hash, path <base>) and `_xsrf` (the new session's XSRF token,
+// so that a script has the right one without loading another page first, as JupyterHub).
 func (h *Hub) setLoginCookies(w http.ResponseWriter, r *http.Request, sid string, sess *store.Session) error {
 	maxAge := int(time.Until(sess.Expires) / time.Second)
 	if maxAge <= 0 {
@@ -229,6 +230,7 @@ func (h *Hub) setLoginCookies(w http.ResponseWriter, r *http.Request, sid string
 		return fmt.Errorf("encoding login cookie: %w", err)
 	}
 	h.setSessionIDCookie(w, r, sess)
+	h.setXSRFCookie(w, r, h.xsrfTokenFor(sessionXSRFID(sess)), true)
 	return nil
 }
 
@@ -251,6 +253,7 @@ func (h *Hub) clearLoginCookies(w http.ResponseWriter, r *http.Request) {
 		{loginCookie, h.prefix},
 		{sessionIDCookie, h.base},
 		{servicesCookie, h.base + "services/"},
+		{xsrfCookie, h.prefix},
 	} {
 		http.SetCookie(w, &http.Cookie{
 			Name: c.name, Value: "", Path: c.path, MaxAge: -1,

@@ -15,8 +15,10 @@ package hubapp
 //     others (0o007).
 //   - Every form POST needs an _xsrf token, the login form too (3.0 checks none; ≥4.0 does, as
 //     here). Tokens are HMACs bound to the session and the user's CookieID, or to client address
-//     + User-Agent before login; no _xsrf cookie is set, so none can be tossed in.
-//   - GET /hub/spawn shows a start button instead of starting the server: starting is a POST.
+//     + User-Agent before login. Pages set them in the _xsrf cookie too (JupyterHub ≥4.1), but the
+//     check never trusts the cookie, so a tossed-in one forges nothing.
+//   - GET /hub/spawn starts the server, as JupyterHub, except for a request the browser marks
+//     cross-site, which gets a start button (POST) instead.
 //   - next= must be a path on this host under base_url (or a user's origin under
 //     subdomain_host); encoded and control-character variants are refused, and /user/… is not
 //     rewritten to /hub/user/… (the edge does that when there is no route).
@@ -201,7 +203,7 @@ func (h *Hub) render(w http.ResponseWriter, r *http.Request, pr *pageRequest, st
 		Base:   h.base,
 		Prefix: h.prefix,
 		User:   pr.user,
-		XSRF:   h.xsrfToken(r, pr.sess),
+		XSRF:   h.pageXSRF(w, r, pr.sess),
 		Nonce:  pr.nonce,
 		Data:   data,
 	}

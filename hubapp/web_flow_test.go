@@ -63,7 +63,9 @@ func TestWebSpawnFlow(t *testing.T) {
 	if r := wh.login(t, c, "alice", nil); r.header.Get("Location") != "/hub/spawn" {
 		t.Fatalf("after login: %q", r.header.Get("Location"))
 	}
-	page := wh.do(t, c, "GET", "/hub/spawn", nil)
+	// Cross-site, the spawn page shows a start button; its form starts the server (same-site GETs
+	// start it directly: TestSpawnGet).
+	page := wh.do(t, c, "GET", "/hub/spawn", nil, crossSite...)
 	tok := xsrfOf(t, page.body)
 	r := wh.do(t, c, "POST", "/hub/spawn/alice", url.Values{"_xsrf": {tok}})
 	if r.status != http.StatusFound || r.header.Get("Location") != "/hub/spawn-pending/alice" {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
@@ -23,10 +24,22 @@ import (
 //   - logged in: the session hash and the user's CookieID, so a token dies with its session and
 //     with "log out everywhere", and one user's token is worthless for another;
 //   - anonymous (the login form): a hash of the client address and User-Agent, as JupyterHub's
-//     anonymous id. It lives in no cookie, so a sibling (sub)domain cannot toss one in
-//     (GHSA-7r3h-4ph8-w38g).
+//     anonymous id.
+//
+// Every page a browser navigates to also sets the token in the `_xsrf` cookie (path <base>hub/, not
+// HttpOnly, one hour while anonymous), as JupyterHub does, so that scripts written for JupyterHub
+// can read it and send it back. The cookie is only a carrier: a request is checked against the
+// token of its own session (or anonymous id), never against the cookie, so a cookie tossed in by a
+// sibling (sub)domain forges nothing (GHSA-7r3h-4ph8-w38g).
 //
 // Unlike JupyterHub 3.0, the login form is protected too (login CSRF).
+
+// xsrfCookie is the cookie that carries the page's XSRF token to scripts.
+const xsrfCookie = "_xsrf"
+
+// anonymousXSRFMaxAge is the lifetime of an anonymous `_xsrf` cookie (JupyterHub's one hour); the
+// cookie of a logged-in user lasts as long as the browser session.
+const anonymousXSRFMaxAge = time.Hour
 
 var (
 	errXSRFMissing = errors.New("'_xsrf' argument missing from request")
@@ -69,6 +82,43 @@ func (h *Hub) xsrfToken(r *http.Request, sess *store.Session) string {
 		return h.xsrfTokenFor(sessionXSRFID(sess))
 	}
 	return h.xsrfTokenFor(anonymousXSRFID(r))
+}
+
+// pageXSRF returns the token for a page made for this request, and sets it in the `_xsrf` cookie
+// when the request is a navigation (Sec-Fetch-Mode navigate, or absent: old browsers and scripts)
+// and does not carry that very token already. A fetch() or subresource request gets no cookie, as
+// in JupyterHub; nor does a page the hub answers for a user's server (/user/…: server down), where
+// the session is not read and the cookie's path does not apply.
+func (h *Hub) pageXSRF(w http.ResponseWriter, r *http.Request, sess *store.Session) string {
+	tok := h.xsrfToken(r, sess)
+	mode := strings.ToLower(r.Header.Get("Sec-Fetch-Mode"))
+	if (mode != "" && mode != "navigate") || !strings.HasPrefix(r.URL.Path, h.prefix) {
+		return tok
+	}
+	for _, c := range r.Cookies() {
+		if c.Name == xsrfCookie && c.Value == tok {
+			return tok
+		}
+	}
+	h.setXSRFCookie(w, r, tok, sess != nil)
+	return tok
+}
+
+// setXSRFCookie sets the `_xsrf` cookie: path <base>hub/ (the REST API and pages, never users'
+// servers, which set their own), readable by scripts, Lax, Secure under TLS; an anonymous one
+// expires after an hour, a logged-in one with the browser session.
+func (h *Hub) setXSRFCookie(w http.ResponseWriter, r *http.Request, tok string, loggedIn bool) {
+	c := &http.Cookie{
+		Name:     xsrfCookie,
+		Value:    tok,
+		Path:     h.prefix,
+		Secure:   requestIsTLS(r),
+		SameSite: http.SameSiteLaxMode,
+	}
+	if !loggedIn {
+		c.MaxAge = int(anonymousXSRFMaxAge / time.Second)
+	}
+	http.SetCookie(w, c)
 }
 
 // xsrfFromRequest returns the token the request carries: header X-XSRFToken (or X-CSRFToken), then

@@ -230,8 +230,8 @@ func TestBrowserLoginSpawnLogout(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("password"), browserPassword),
 		chromedp.Click(chromedp.CSS(`form[action$="/hub/login"] button[type="submit"]`)),
 	)
-	// JupyterHub 3.0 starts the server on GET /hub/spawn; ours shows a "Start my server" button
-	// there first (GET never changes state). Press it when it is shown.
+	// Login goes to GET /hub/spawn, which starts the server (a same-origin navigation) and goes on
+	// to spawn-pending; a cross-site one would show a "Start my server" button: press it if shown.
 	u := waitLocation(t, ctx, "the spawn form or spawn-pending", 60*time.Second, func(u *url.URL) bool {
 		return strings.HasPrefix(u.Path, "/hub/spawn")
 	}, visited)
