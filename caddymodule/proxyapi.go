@@ -204,6 +204,10 @@ func (a *proxyAPI) postRoute(w http.ResponseWriter, r *http.Request, path string
 	case errors.Is(err, routetable.ErrInvalidKey), errors.Is(err, routetable.ErrInvalidTarget):
 		apiError(w, http.StatusBadRequest, err.Error())
 		return
+	case errors.Is(err, routetable.ErrStorageFull):
+		// The store logs a full disk once; one line per refused request would not help.
+		apiError(w, http.StatusServiceUnavailable, "Failed to save route: the hub's disk is full")
+		return
 	case err != nil:
 		a.logger.Error("adding route", zap.String("path", path), zap.Error(err))
 		apiError(w, http.StatusInternalServerError, "Failed to save route")
@@ -218,6 +222,8 @@ func (a *proxyAPI) deleteRoute(w http.ResponseWriter, path string) {
 	switch {
 	case errors.Is(err, routetable.ErrInvalidKey) || (err == nil && !existed):
 		w.WriteHeader(http.StatusNotFound)
+	case errors.Is(err, routetable.ErrStorageFull):
+		apiError(w, http.StatusServiceUnavailable, "Failed to delete route: the hub's disk is full")
 	case err != nil:
 		a.logger.Error("deleting route", zap.String("path", path), zap.Error(err))
 		apiError(w, http.StatusInternalServerError, "Failed to delete route")

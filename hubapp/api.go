@@ -312,6 +312,9 @@ func (h *Hub) apiHandler(fn apiFunc) http.Handler {
 	})
 }
 
+// diskFullMessage is what clients are told while the store refuses writes (store.ErrDiskFull).
+const diskFullMessage = "The hub cannot save changes right now: its disk is full. Reading and open servers still work; try again later."
+
 func (h *Hub) writeAPIError(w http.ResponseWriter, r *http.Request, err error) {
 	var he *httpError
 	var mbe *http.MaxBytesError
@@ -325,6 +328,10 @@ func (h *Hub) writeAPIError(w http.ResponseWriter, r *http.Request, err error) {
 		apiError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
 	case errors.Is(err, store.ErrNotFound):
 		apiError(w, http.StatusNotFound, "")
+	case errors.Is(err, store.ErrDiskFull):
+		// The store logs the condition once; a log line per refused request would fill the disk more.
+		w.Header().Set("Retry-After", "60")
+		apiError(w, http.StatusServiceUnavailable, diskFullMessage)
 	case errors.Is(err, store.ErrTooBig):
 		h.logger.Warn("api request changes too much at once", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
 		apiError(w, http.StatusRequestEntityTooLarge, "This request changes too many records at once; split it into smaller requests.")

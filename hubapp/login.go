@@ -179,12 +179,20 @@ func (h *Hub) serveLogin(w http.ResponseWriter, r *http.Request, pr *pageRequest
 		return
 	}
 	user, err := h.loginUser(au)
+	if errors.Is(err, store.ErrDiskFull) {
+		h.renderError(w, r, pr, http.StatusServiceUnavailable, diskFullMessage)
+		return
+	}
 	if err != nil {
 		h.logger.Error("recording login", zap.String("user", au.Name), zap.Error(err))
 		h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not record your login. Try again in a moment.")
 		return
 	}
 	sess, err := h.createSession(w, r, user)
+	if errors.Is(err, store.ErrDiskFull) {
+		h.renderError(w, r, pr, http.StatusServiceUnavailable, diskFullMessage)
+		return
+	}
 	if err != nil {
 		h.logger.Error("starting session", zap.String("user", user.Name), zap.Error(err))
 		h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not record your login. Try again in a moment.")

@@ -322,6 +322,10 @@ func (h *Hub) startFromPage(w http.ResponseWriter, r *http.Request, pr *pageRequ
 		h.logger.Info("admin starting a server on behalf of a user", zap.String("admin", pr.user.Name), zap.String("user", u.Name), zap.String("server", server))
 	}
 	pending, err := h.startServerWait(u, server, opts, pageSpawnWait)
+	if errors.Is(err, store.ErrDiskFull) {
+		h.renderSpawn(w, r, pr, http.StatusServiceUnavailable, u, server, h.webServer(u.Name, server), next, diskFullMessage)
+		return
+	}
 	if err != nil {
 		status := http.StatusInternalServerError
 		var hs httpStatuser

@@ -1,6 +1,7 @@
 package hubapp
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -78,7 +79,8 @@ func (s *reloadState) flushLoop() {
 		case <-s.stopFlush:
 			return
 		case <-t.C:
-			if err := s.table.FlushActivity(); err != nil {
+			// A full disk is logged once by the store; the activity is kept and flushed later.
+			if err := s.table.FlushActivity(); err != nil && !errors.Is(err, store.ErrDiskFull) {
 				s.logger.Error("flushing route activity", zap.Error(err))
 			}
 		}
@@ -103,7 +105,7 @@ func (s *reloadState) Destruct() error {
 type routePersister struct{ st *store.Store }
 
 func (p routePersister) SaveRoute(rec routetable.Record) error {
-	return p.st.SaveRoute(storeRoute(rec))
+	return routeStoreErr(p.st.SaveRoute(storeRoute(rec)))
 }
 
 // SaveRoutes makes routePersister a routetable.BatchPersister: concurrent adds share one fsync.
@@ -112,15 +114,26 @@ func (p routePersister) SaveRoutes(recs []routetable.Record) error {
 	for i, rec := range recs {
 		routes[i] = storeRoute(rec)
 	}
-	return p.st.SaveRoutes(routes)
+	return routeStoreErr(p.st.SaveRoutes(routes))
 }
 
 func storeRoute(rec routetable.Record) store.Route {
 	return store.Route{Key: rec.Key, Target: rec.Target, Data: rec.Data, LastActivity: rec.LastActivity}
 }
 
-func (p routePersister) DeleteRoute(key string) error { return p.st.DeleteRoute(key) }
+func (p routePersister) DeleteRoute(key string) error { return routeStoreErr(p.st.DeleteRoute(key)) }
 
-func (p routePersister) SaveActivity(acts map[string]time.Time) error { return p.st.SaveActivity(acts) }
+func (p routePersister) SaveActivity(acts map[string]time.Time) error {
+	return routeStoreErr(p.st.SaveActivity(acts))
+}
+
+// routeStoreErr tells the route table (and through it the proxy API, which knows nothing of the
+// store) that a change was refused for want of disk space.
+func routeStoreErr(err error) error {
+	if errors.Is(err, store.ErrDiskFull) {
+		return fmt.Errorf("%w: %w", routetable.ErrStorageFull, err)
+	}
+	return err
+}
 
 var _ routetable.BatchPersister = routePersister{}

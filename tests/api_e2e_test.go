@@ -98,8 +98,12 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 }
 
 func startAPIHub(t *testing.T, extra string) *apiE2E {
+	return startAPIHubIn(t, t.TempDir(), extra)
+}
+
+// startAPIHubIn is startAPIHub in a directory the caller prepared (data_dir is <dir>/data).
+func startAPIHubIn(t *testing.T, dir, extra string) *apiE2E {
 	python := Require(t, "/usr/bin/python3")
-	dir := t.TempDir()
 	e := &apiE2E{t: t, dir: dir, public: FreePort(t), proxyAPI: FreePort(t), hubAPI: FreePort(t), adminToken: RandomHex(t, 16)}
 	userScript := filepath.Join(dir, "userserver.py")
 	if err := os.WriteFile(userScript, []byte(apiUserServerScript), 0o644); err != nil {

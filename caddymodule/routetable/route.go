@@ -17,6 +17,7 @@ package routetable
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"sync/atomic"
 	"time"
 )
@@ -33,6 +34,10 @@ type Record struct {
 	// LastActivity is the last time traffic went through the route (millisecond precision).
 	LastActivity time.Time `json:"last_activity"`
 }
+
+// ErrStorageFull is what a Persister returns (wrapped) when its storage has no room for the
+// change: nothing was stored, the table is unchanged, and the same change may succeed later.
+var ErrStorageFull = errors.New("route storage is full")
 
 // Persister makes table changes durable; the hub app's Badger store implements it.
 type Persister interface {

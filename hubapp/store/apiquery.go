@@ -146,10 +146,13 @@ func (s *Store) WatchUsers(ctx context.Context, ready func(), fn func(name strin
 	go func() {
 		// The subscription is live once it sees a write made after it started.
 		for {
-			err := s.db.Update(func(txn *badger.Txn) error {
-				return txn.SetEntry(badger.NewEntry(probe, []byte{1}).WithTTL(time.Minute))
-			})
-			if err != nil {
+			err := s.checkSpace()
+			if err == nil {
+				err = s.db.Update(func(txn *badger.Txn) error {
+					return txn.SetEntry(badger.NewEntry(probe, []byte{1}).WithTTL(time.Minute))
+				})
+			}
+			if err != nil && !errors.Is(s.classifyWriteErr(err), ErrDiskFull) {
 				return
 			}
 			select {

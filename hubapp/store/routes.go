@@ -64,6 +64,9 @@ func (s *Store) SaveActivity(acts map[string]time.Time) error {
 	if len(acts) == 0 {
 		return nil
 	}
+	if err := s.checkSpace(); err != nil {
+		return err
+	}
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	for key, t := range acts {
@@ -72,7 +75,7 @@ func (s *Store) SaveActivity(acts map[string]time.Time) error {
 		}
 	}
 	if err := wb.Flush(); err != nil {
-		return fmt.Errorf("writing route activity: %w", err)
+		return s.classifyWriteErr(fmt.Errorf("writing route activity: %w", err))
 	}
 	return nil
 }

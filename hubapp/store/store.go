@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -48,6 +49,8 @@ type Store struct {
 	db     *badger.DB
 	dir    string
 	logger *zap.Logger
+	// diskFull is set while writes are refused for want of space (see ErrDiskFull).
+	diskFull atomic.Bool
 }
 
 // Open opens (creating if needed) the database in dir. Badger's defaults are sized for a database
@@ -149,8 +152,12 @@ func (s *Store) View(fn func(tx *Txn) error) error {
 }
 
 // Update runs fn in a read-write transaction and commits it durably. A commit that conflicts with a
-// concurrent transaction is retried a few times, so fn must be safe to run again.
+// concurrent transaction is retried a few times, so fn must be safe to run again. While the disk is
+// full Update runs nothing and returns ErrDiskFull.
 func (s *Store) Update(fn func(tx *Txn) error) error {
+	if err := s.checkSpace(); err != nil {
+		return err
+	}
 	var err error
 	for range 8 {
 		err = s.db.Update(func(txn *badger.Txn) error { return fn(&Txn{txn: txn}) })
@@ -158,7 +165,7 @@ func (s *Store) Update(fn func(tx *Txn) error) error {
 			return fmt.Errorf("%w: %w", ErrTooBig, err)
 		}
 		if !errors.Is(err, badger.ErrConflict) {
-			return err
+			return s.classifyWriteErr(err)
 		}
 	}
 	return fmt.Errorf("transaction kept conflicting: %w", err)
