@@ -4,9 +4,10 @@
 // tests and the benchmarks: it listens where JUPYTERHUB_SERVICE_URL says and
 // answers every path under JUPYTERHUB_SERVICE_PREFIX with 200 and a JSON
 // report of itself (pid, process group, uid, gid, groups, cwd, args,
-// environment). Flags make it misbehave: exit early, never listen, listen
-// late (after a pause or once a file exists), ignore SIGTERM, leave a child
-// in its process group, write a file.
+// environment), or, for a websocket upgrade, echoes every message back.
+// Flags make it misbehave: exit early, never listen, listen late (after a
+// pause or once a file exists), ignore SIGTERM, leave a child in its process
+// group, write a file.
 // Build it with spawnertest.Build.
 package main
 
@@ -143,6 +144,10 @@ func main() {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.URL.Path, prefix) {
 			http.NotFound(w, r)
+			return
+		}
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			echoWebsocket(w, r)
 			return
 		}
 		cwd, _ := os.Getwd()

@@ -1,0 +1,375 @@
+// Package dockertest starts real container engines for tests and benchmarks
+// of the docker spawner, and puts a test image on them without a registry:
+//
+//   - Podman: `podman system service --time=0 unix://<dir>/podman.sock` with
+//     its storage under <dir> and CONTAINERS_CONF pointing at a generated
+//     containers.conf (runc, ulimits nofile=20000:20000 nproc=32768:32768: the
+//     defaults fail on machines with cgroups v1 "hybrid" or low hard limits).
+//   - dockerd: started by hand with its data, exec root and socket under
+//     <dir>, --iptables=false and overlay2 (published ports go through the
+//     userland proxy).
+//
+// Each engine kind is started at most once per test process (Get) and held
+// under a file lock in the temporary directory, so that two test processes
+// do not run two dockerds (or two podman services) fighting over the same
+// bridge; StopAll, called from TestMain, stops them by PID.
+//
+// ImportTestServer builds the spawners' test server (a static Go binary) and
+// imports a one-file image of it with ImageImport.
+package dockertest
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+)
+
+// Engine is a running engine.
+type Engine struct {
+	// Name is "podman" or "dockerd".
+	Name string
+	// Host is the API address, unix://<dir>/<name>.sock.
+	Host string
+	// Dir holds the engine's state, socket and log.
+	Dir string
+
+	cmd  *exec.Cmd
+	lock *os.File
+	done chan struct{}
+}
+
+// Names are the engine kinds Get knows.
+var Names = []string{"podman", "dockerd"}
+
+// Required reports whether a missing engine must fail the test (HUB_REQUIRE_E2E=1).
+func Required() bool { return os.Getenv("HUB_REQUIRE_E2E") == "1" }
+
+var (
+	mu      sync.Mutex
+	engines = map[string]*Engine{}
+	errs    = map[string]error{}
+)
+
+// Get returns the engine name, starting it on first use. When it cannot run
+// here (program missing, not root) the test is skipped, or fails under
+// HUB_REQUIRE_E2E=1.
+func Get(t testing.TB, name string) *Engine {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if e := engines[name]; e != nil {
+		return e
+	}
+	if err := errs[name]; err != nil {
+		skipOrFail(t, err)
+	}
+	e, err := start(name)
+	if err != nil {
+		errs[name] = err
+		skipOrFail(t, err)
+	}
+	engines[name] = e
+	return e
+}
+
+func skipOrFail(t testing.TB, err error) {
+	t.Helper()
+	if Required() {
+		t.Fatalf("container engine needed (HUB_REQUIRE_E2E=1): %v", err)
+	}
+	t.Skipf("container engine not available: %v", err)
+}
+
+// StopAll stops the engines Get started (call it from TestMain after m.Run).
+func StopAll() {
+	mu.Lock()
+	defer mu.Unlock()
+	for name, e := range engines {
+		e.stop()
+		delete(engines, name)
+	}
+}
+
+// Client returns an API client for the engine.
+func (e *Engine) Client(t testing.TB) *client.Client {
+	t.Helper()
+	cli, err := client.NewClientWithOpts(client.WithHost(e.Host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatalf("%s client: %v", e.Name, err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// Log returns the engine's output so far (for failure messages).
+func (e *Engine) Log() string {
+	b, _ := os.ReadFile(filepath.Join(e.Dir, e.Name+".log"))
+	if len(b) > 8000 {
+		b = b[len(b)-8000:]
+	}
+	return string(b)
+}
+
+// ContainersConf is the containers.conf the podman service runs with.
+const ContainersConf = `[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+`
+
+func start(name string) (*Engine, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("%s: the tests run engines as root", name)
+	}
+	var prog string
+	switch name {
+	case "podman":
+		prog = "podman"
+		if _, err := exec.LookPath("runc"); err != nil {
+			return nil, fmt.Errorf("podman needs runc here (apt-get install runc): %w", err)
+		}
+	case "dockerd":
+		prog = "dockerd"
+	default:
+		return nil, fmt.Errorf("unknown engine %q", name)
+	}
+	path, err := exec.LookPath(prog)
+	if err != nil {
+		return nil, fmt.Errorf("%s not installed: %w", prog, err)
+	}
+	lock, err := lockFile(filepath.Join(os.TempDir(), "caddyhub-dockertest-"+name+".lock"))
+	if err != nil {
+		return nil, err
+	}
+	// Short paths: a unix socket path must fit in 108 bytes.
+	dir, err := os.MkdirTemp("", "chd-"+name[:1])
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("temp dir for %s: %w", name, err)
+	}
+	e := &Engine{Name: name, Dir: dir, lock: lock, done: make(chan struct{})}
+	sock := filepath.Join(dir, name+".sock")
+	e.Host = "unix://" + sock
+	var cmd *exec.Cmd
+	switch name {
+	case "podman":
+		conf := filepath.Join(dir, "containers.conf")
+		if err := os.WriteFile(conf, []byte(ContainersConf), 0o644); err != nil {
+			e.stop()
+			return nil, fmt.Errorf("writing containers.conf: %w", err)
+		}
+		cmd = exec.Command(path, "--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run"),
+			"--tmpdir", filepath.Join(dir, "tmp"), "system", "service", "--time=0", e.Host)
+		cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+conf)
+	case "dockerd":
+		cmd = exec.Command(path, "--host", e.Host, "--data-root", filepath.Join(dir, "data"),
+			"--exec-root", filepath.Join(dir, "exec"), "--pidfile", filepath.Join(dir, "docker.pid"),
+			"--iptables=false", "--storage-driver", "overlay2")
+	}
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		e.stop()
+		return nil, fmt.Errorf("engine log: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		e.stop()
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	logf.Close()
+	e.cmd = cmd
+	go func() { _ = cmd.Wait(); close(e.done) }()
+	if err := e.waitReady(60 * time.Second); err != nil {
+		log := e.Log()
+		e.stop()
+		return nil, fmt.Errorf("%s did not come up: %w\n%s", name, err, log)
+	}
+	return e, nil
+}
+
+func (e *Engine) waitReady(limit time.Duration) error {
+	cli, err := client.NewClientWithOpts(client.WithHost(e.Host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	deadline := time.Now().Add(limit)
+	delay := 20 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := cli.Ping(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-e.done:
+			return fmt.Errorf("%s exited", e.Name)
+		case <-time.After(delay):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer at %s within %s: %w", e.Host, limit, err)
+		}
+		delay = min(delay*2, 200*time.Millisecond)
+	}
+}
+
+// stop ends the engine: SIGTERM to the engine process (dockerd stops its
+// containerd; podman its conmons), SIGKILL to its group after 20 s.
+func (e *Engine) stop() {
+	if e.cmd != nil && e.cmd.Process != nil {
+		_ = e.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-e.done:
+		case <-time.After(20 * time.Second):
+			_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
+			<-e.done
+		}
+	}
+	if e.Dir != "" {
+		// Mounts of a crashed engine may remain; unmount what is under Dir.
+		unmountUnder(e.Dir)
+		_ = os.RemoveAll(e.Dir)
+	}
+	if e.lock != nil {
+		e.lock.Close()
+	}
+}
+
+func unmountUnder(dir string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var mounts []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			mounts = append(mounts, f[4])
+		}
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
+	}
+}
+
+// lockFile takes an exclusive flock on path, waiting up to 15 minutes.
+func lockFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("engine lock: %w", err)
+	}
+	deadline := time.Now().Add(15 * time.Minute)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("engine lock %s still held by another test process: %w", path, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestServerImage is the reference ImportTestServer tags its image with.
+const TestServerImage = "localhost/caddyhub-testserver:latest"
+
+var (
+	buildOnce sync.Once
+	buildBin  []byte
+	buildErr  error
+)
+
+// TestServerBinary builds the spawners' test server as a static binary
+// (CGO_ENABLED=0), once per process, and returns its bytes.
+func TestServerBinary(t testing.TB) []byte {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "chd-build")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		out := filepath.Join(dir, "testserver")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out,
+			"github.com/caddyhub/caddyhub/spawners/internal/testserver")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("building the test server: %w\n%s", err, b)
+			return
+		}
+		buildBin, buildErr = os.ReadFile(out)
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildBin
+}
+
+// ImportTestServer imports a one-file image holding the test server as
+// /testserver (its CMD) under ref, from a tarball (no registry).
+func (e *Engine) ImportTestServer(t testing.TB, ref string) {
+	t.Helper()
+	bin := TestServerBinary(t)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, d := range []string{"tmp/", "home/", "data/"} {
+		if err := tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o1777, ModTime: time.Unix(0, 0)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: "testserver", Mode: 0o755, Size: int64(len(bin)), ModTime: time.Unix(0, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(bin); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ImportTar(ref, &buf, `CMD ["/testserver"]`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ImportTar imports a root file system tarball as image ref with the given
+// Dockerfile changes (CMD, ENV, ...).
+func (e *Engine) ImportTar(ref string, r io.Reader, changes ...string) error {
+	cli, err := client.NewClientWithOpts(client.WithHost(e.Host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rc, err := cli.ImageImport(ctx, image.ImportSource{Source: r, SourceName: "-"}, ref, image.ImportOptions{Changes: changes})
+	if err != nil {
+		return fmt.Errorf("%s: importing %s: %w", e.Name, ref, err)
+	}
+	out, _ := io.ReadAll(rc)
+	rc.Close()
+	if _, err := cli.ImageInspect(ctx, ref); err != nil {
+		return fmt.Errorf("%s: image %s missing after import: %w\n%s", e.Name, ref, err, out)
+	}
+	return nil
+}
