@@ -5,6 +5,8 @@ package caddyhub
 
 import (
 	_ "github.com/caddyhub/caddyhub/auth/dummy"
+	_ "github.com/caddyhub/caddyhub/auth/github"
+	_ "github.com/caddyhub/caddyhub/auth/oidc"
 	_ "github.com/caddyhub/caddyhub/auth/pam"
 	_ "github.com/caddyhub/caddyhub/caddymodule"
 	_ "github.com/caddyhub/caddyhub/hubapp"

@@ -1,6 +1,6 @@
 // Package auth is the contract between the hub app (hubapp) and the
 // authenticators, the guest modules in the Caddy namespace
-// jupyterhub.authenticators.* (DESIGN.md, "Extension points").
+// jupyterhub.authenticators.*.
 //
 // An authenticator turns what a person typed or what an identity provider
 // said into a normalized, authorized JupyterHub user name. The checks that
@@ -91,8 +91,15 @@ type User struct {
 	Admin bool
 	// AuthState is what the authenticator wants to keep about the login
 	// (tokens of an identity provider, for example); nil when it has none.
-	// It is handed to the spawner and must be stored encrypted.
+	// It is handed to the spawner and must be stored encrypted
+	// (enable_auth_state with a crypt_key); without encryption the hub
+	// drops it.
 	AuthState map[string]any
+	// Groups are the user's groups as the identity provider says at this
+	// login (already filtered to what the authenticator manages). The hub
+	// syncs them into hub groups only when the authenticator implements
+	// GroupManager and ManageGroups returns true.
+	Groups []string
 }
 
 // The sentinel errors. Authenticators wrap them with %w and a reason; the

@@ -23,6 +23,8 @@ var xcaddyModules = []string{
 	"http.handlers.jupyterhub",
 	"jupyterhub",
 	"jupyterhub.authenticators.dummy",
+	"jupyterhub.authenticators.github",
+	"jupyterhub.authenticators.oidc",
 	"jupyterhub.authenticators.pam",
 	"jupyterhub.spawners.localprocess",
 	"jupyterhub.spawners.simple",

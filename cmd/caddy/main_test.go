@@ -17,6 +17,7 @@ func TestModules(t *testing.T) {
 	}
 	for _, id := range []string{
 		"jupyterhub", "http.handlers.jupyterhub", "jupyterhub.authenticators.pam", "jupyterhub.authenticators.dummy",
+		"jupyterhub.authenticators.oidc", "jupyterhub.authenticators.github",
 		"jupyterhub.spawners.localprocess", "jupyterhub.spawners.simple", "tls.permission.jupyterhub",
 		"http", "tls", "pki", "events", "caddy.adapters.caddyfile",
 		"http.handlers.reverse_proxy", "http.reverse_proxy.transport.http",
