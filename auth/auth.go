@@ -7,8 +7,8 @@
 // are common to every authenticator — username normalization and
 // validation, allowed_users, admin_users, blocked_users, allow_all — live in
 // Options, which each module embeds, so that they have the same names and
-// meaning everywhere (JupyterHub's Authenticator traits, jupyterhub-spec.md
-// §6.2). The form authenticators of this repository live in the
+// meaning everywhere (JupyterHub's Authenticator traits; docs/protocols.md,
+// "Authenticator options"). The form authenticators of this repository live in the
 // subpackages auth/dummy and auth/pam; the hub app blank-imports them.
 //
 // How the hub app uses an authenticator:

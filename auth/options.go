@@ -20,7 +20,7 @@ import (
 const maxUsernameBytes = 255
 
 // Options are the settings every authenticator shares, with the names and
-// meaning of JupyterHub's Authenticator traits (jupyterhub-spec.md §6.2).
+// meaning of JupyterHub's Authenticator traits (docs/protocols.md, "Authenticator options").
 // Authenticator modules embed Options as an anonymous field, so that these
 // keys sit at the top level of the module's JSON and in its Caddyfile block,
 // and call Provision from their own Provision.

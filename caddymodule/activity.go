@@ -12,8 +12,9 @@ import (
 	"github.com/caddyhub/caddyhub/caddymodule/routetable"
 )
 
-// activityWriter marks its route active as the response flows
-// (DESIGN.md, "Activity"; caddy-architecture.md §4.7).
+// activityWriter marks its route active as the response flows, as
+// configurable-http-proxy moves a route's last_activity (docs/protocols.md,
+// "Proxying"); the idle culler reads it.
 //
 // What counts: every chunk of a response whose status is below 400 (2xx,
 // 3xx — a browser revalidating assets gets 304s — and 101 upgrades), and

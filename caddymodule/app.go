@@ -1,8 +1,7 @@
 // Package caddymodule is CaddyHub's edge: the `jupyterhub` HTTP handler that
 // routes every request either to the hub in process or, through the route
-// table, to a user's server or a service (DESIGN.md, "Processes and data
-// flow"), and the configurable-http-proxy compatible REST API that edits the
-// table. The `jupyterhub` Caddy app (package hubapp) owns the table and the
+// table, to a user's server or a service, and the configurable-http-proxy
+// compatible REST API that edits the table. The `jupyterhub` Caddy app (package hubapp) owns the table and the
 // hub; this package only asks for them through the App interface, so the
 // import arrow points from the hub to the edge.
 package caddymodule
@@ -39,6 +38,7 @@ type Hub interface {
 	http.Handler
 	// ServeProxyError answers a request whose route exists but whose server
 	// did not answer: JupyterHub shows "your server is not running"
-	// (jupyterhub-spec.md §4.3). status is 502, 503 or 504.
+	// (docs/protocols.md, "A server that is not running"). status is 502, 503
+	// or 504.
 	ServeProxyError(w http.ResponseWriter, r *http.Request, status int, route *routetable.Route)
 }

@@ -29,7 +29,7 @@ const chpTimeFormat = "2006-01-02T15:04:05.000Z"
 var tokenRe = regexp.MustCompile(`token\s+(\S+)`)
 
 // proxyAPI is the configurable-http-proxy compatible REST API
-// (jupyterhub-spec.md §3.2).
+// (docs/protocols.md, "Routes API").
 type proxyAPI struct {
 	table  *routetable.Table
 	token  []byte

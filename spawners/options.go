@@ -12,7 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
-// Defaults of the shared options, JupyterHub 3.0's (jupyterhub-spec.md §6.3).
+// Defaults of the shared options, JupyterHub 3.0's (docs/protocols.md, "Spawner options").
 var (
 	// DefaultCmd is the command run when cmd is not set.
 	DefaultCmd = []string{"jupyterhub-singleuser"}

@@ -1,7 +1,7 @@
 // Package spawners defines how the hub starts, polls and stops single-user
 // servers, and the options every spawner shares.
 //
-// In the data flow of DESIGN.md the hub app (hubapp) owns one Spawner, a guest
+// In the hub's data flow the hub app (hubapp) owns one Spawner, a guest
 // module in the namespace jupyterhub.spawners.<name>: on a spawn request it calls
 // Start, adds a route to the returned URL, stores the returned State, and later
 // gives that State back to Poll and Stop — also after a hub restart, when the

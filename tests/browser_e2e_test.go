@@ -273,7 +273,7 @@ func TestBrowserLoginSpawnLogout(t *testing.T) {
 		html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
 		t.Fatalf("the page at %s does not look like Jupyter (%v): %.1000s", browserLocation(ctx), err, html)
 	}
-	// jupyterhub-singleuser shows the hub's logo (<hub>/hub/logo, spec §4.1) in its header.
+	// jupyterhub-singleuser shows the hub's logo (<hub>/hub/logo; docs/protocols.md, "Pages") in its header.
 	if ok, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`[...document.images].some(i => i.src.endsWith("/hub/logo") && i.naturalWidth > 0)`)); !ok {
 		t.Errorf("the notebook's header shows no hub logo (GET /hub/logo)")
 	}

@@ -2,8 +2,8 @@ package tests
 
 // Persistence and lifecycle of the real binary in proxy_only mode (the drop-in
 // configurable-http-proxy of issue #2): routes added through the proxy API survive `caddy stop`,
-// kill -9 and `caddy reload`, and are back before the first request is served (DESIGN.md, Routing;
-// caddy-architecture.md §2.2 and §13 for why reloads are the hard part).
+// kill -9 and `caddy reload`, and are back before the first request is served. Reloads are the hard part:
+// Caddy starts the new config before it stops the old one (docs/design-notes.md, "State and restarts").
 
 import (
 	"encoding/json"

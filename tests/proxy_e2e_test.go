@@ -1,8 +1,8 @@
 package tests
 
 // Issue #2 end to end: an unmodified Python JupyterHub 3.0 uses our caddy (proxy_only) as its
-// external configurable-http-proxy (jupyterhub-spec.md §3.4: should_start = False, api_url,
-// shared CONFIGPROXY_AUTH_TOKEN). A user logs in through OUR public port, spawns, reaches
+// external configurable-http-proxy (should_start = False, api_url, shared CONFIGPROXY_AUTH_TOKEN;
+// docs/protocols.md, "How JupyterHub drives an external proxy"). A user logs in through OUR public port, spawns, reaches
 // /user/<name>/ through the OAuth dance, and runs code in a kernel over a websocket that our edge
 // carries.
 

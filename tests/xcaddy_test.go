@@ -1,6 +1,6 @@
 package tests
 
-// The plugin build (DESIGN.md, Outside contracts): `xcaddy build <version> --with <our module>=<repo>`
+// The plugin build (README, "Build"): `xcaddy build <version> --with <our module>=<repo>`
 // gives a Caddy with every CaddyHub module, and xcaddy.json names the same Caddy version as go.mod.
 
 import (

@@ -190,7 +190,7 @@ c.JupyterHub.api_page_max_limit = 20000
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	// node from nodesource does not search Debian's module directory (anchor-baseline.md).
+	// node from nodesource does not search Debian's module directory, where CHP's modules are.
 	env := []string{"NODE_PATH=/usr/share/nodejs", "HOME=" + dir, "CONFIGPROXY_AUTH_TOKEN=" + proxyToken}
 	began := time.Now()
 	p, err := startProc("jupyterhub", dir, env, *jupyterhubFlag, "-f", cfgPath)

@@ -190,7 +190,7 @@ func (r *report) markdown() string {
 				p("- hub log: `%.400s`\n", l)
 			}
 		}
-		p("\nJupyterHub 3.0 was not re-measured at this size (anchor-baseline.md, same machine, 10,000 users): restart → /hub/health 200 in **3.8 s and 4.9 s**; its first full user list after the restart took **69.5 s and 91.0 s**; creating the 10,000 users took 546 s. CHP forgets every route on restart, so JupyterHub re-adds all routes after start (check_routes).\n\n")
+		p("\nJupyterHub 3.0 was not re-measured at this size (the anchor figures in docs/benchmarks.md: same machine, 10,000 users): restart → /hub/health 200 in **3.8 s and 4.9 s**; its first full user list after the restart took **69.5 s and 91.0 s**; creating the 10,000 users took 546 s. CHP forgets every route on restart, so JupyterHub re-adds all routes after start (check_routes).\n\n")
 	}
 
 	if m := r.mem; m != nil {
@@ -208,8 +208,8 @@ func (r *report) markdown() string {
 		} else {
 			p("| JupyterHub 3.0 + CHP idle | failed: %s | |\n", m.jhErr)
 		}
-		p("| JupyterHub 3.0 + CHP, 10,000 users and routes (anchor-baseline.md: hub 139.5 MB + CHP 84.4 MB) | 223.9 MB | |\n\n")
-		p("Ours got its %d users through POST /hub/api/users (batches of 1,000) in **%s** (JupyterHub 3.0: 546 s for 10,000, anchor-baseline.md) and its routes through the proxy API (10 concurrent clients, durable) in **%s**.\n\n", m.users, fmtDur(m.createUsers), fmtDur(m.addRoutes))
+		p("| JupyterHub 3.0 + CHP, 10,000 users and routes (anchor, docs/benchmarks.md: hub 139.5 MB + CHP 84.4 MB) | 223.9 MB | |\n\n")
+		p("Ours got its %d users through POST /hub/api/users (batches of 1,000) in **%s** (JupyterHub 3.0: 546 s for 10,000, anchor in docs/benchmarks.md) and its routes through the proxy API (10 concurrent clients, durable) in **%s**.\n\n", m.users, fmtDur(m.createUsers), fmtDur(m.addRoutes))
 	}
 	return b.String()
 }

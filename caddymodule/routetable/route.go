@@ -1,7 +1,7 @@
 // Package routetable is the edge's routing table: the set of path (and host)
 // prefixes that the `jupyterhub` HTTP handler proxies to user servers and
 // services, and that the configurable-http-proxy compatible API edits
-// (DESIGN.md, "Routing"; jupyterhub-spec.md §3).
+// (docs/protocols.md, "configurable-http-proxy").
 //
 // Lookups take no lock and allocate nothing in the common case: routes are
 // spread over shards, each an immutable cuckoo hash table (slots.go)
