@@ -1,65 +1,18 @@
 package caddymodule
 
 import (
-	"bytes"
-	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddyhub/caddyhub/internal/caddyfiletest"
 )
 
-var updateGolden = flag.Bool("update", false, "rewrite the expected JSON of testdata/caddyfile_adapt/*.caddytest")
-
-// TestCaddyfileAdapt adapts every testdata/caddyfile_adapt/*.caddytest file
-// (Caddyfile, a line of dashes, expected JSON) and compares the JSON.
+// TestCaddyfileAdapt runs the golden adapt tests of the jupyterhub site directive in testdata/caddyfile
+// (internal/caddyfiletest says the layout).
 func TestCaddyfileAdapt(t *testing.T) {
-	files, err := filepath.Glob("testdata/caddyfile_adapt/*.caddytest")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no golden files: %v", err)
-	}
-	adapter := caddyconfig.GetAdapter("caddyfile")
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			raw, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			input, want, ok := strings.Cut(string(raw), "----------\n")
-			if !ok {
-				t.Fatalf("%s: no separator", f)
-			}
-			got, warnings, err := adapter.Adapt([]byte(input), map[string]any{"filename": "Caddyfile"})
-			if err != nil {
-				t.Fatalf("adapting: %v", err)
-			}
-			for _, w := range warnings {
-				t.Errorf("warning: %s", w.String())
-			}
-			var gotBuf bytes.Buffer
-			if err := json.Indent(&gotBuf, got, "", "\t"); err != nil {
-				t.Fatal(err)
-			}
-			if *updateGolden {
-				if err := os.WriteFile(f, []byte(input+"----------\n"+gotBuf.String()+"\n"), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			var wantBuf bytes.Buffer
-			if err := json.Indent(&wantBuf, []byte(want), "", "\t"); err != nil {
-				t.Fatalf("expected JSON: %v", err)
-			}
-			if strings.TrimSpace(gotBuf.String()) != strings.TrimSpace(wantBuf.String()) {
-				t.Errorf("adapted JSON differs\n--- got\n%s\n--- want\n%s", gotBuf.String(), wantBuf.String())
-			}
-		})
-	}
+	caddyfiletest.Run(t, "testdata/caddyfile")
 }
 
 func TestUnmarshalCaddyfileErrors(t *testing.T) {

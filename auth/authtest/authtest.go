@@ -1,17 +1,14 @@
 // Package authtest helps test authenticator modules the way the hub app
 // uses them: parse `authenticator <name> { ... }` from a Caddyfile, load a
 // module from its JSON through a Caddy context (which also provisions and
-// validates it), and compare golden .caddytest files.
+// validates it), and check that the authenticator of a golden .caddytest
+// file (internal/caddyfiletest) loads.
 package authtest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -59,50 +56,24 @@ func Load(t testing.TB, raw string) (caddy.Module, error) {
 	return mod.(caddy.Module), nil
 }
 
-// Golden checks every dir/*.caddytest file: a Caddyfile segment
-// `authenticator <name> { ... }`, a line of ten dashes, the expected JSON.
-// The JSON must also load (Load). With update, the expected JSON is
-// rewritten instead.
-func Golden(t *testing.T, dir string, update bool) {
+// LoadsFromHub is a caddyfiletest.Check for golden files that configure an authenticator in the
+// jupyterhub global option: the authenticator the adapted config holds must load (Load).
+func LoadsFromHub(t *testing.T, adapted []byte) {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*.caddytest"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no golden files in %s: %v", dir, err)
+	var cfg struct {
+		Apps struct {
+			Hub struct {
+				Authenticator json.RawMessage `json:"authenticator"`
+			} `json:"jupyterhub"`
+		} `json:"apps"`
 	}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			raw, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			input, want, ok := strings.Cut(string(raw), "----------\n")
-			if !ok {
-				t.Fatalf("%s: no separator line", f)
-			}
-			got, err := Parse(input)
-			if err != nil {
-				t.Fatalf("parsing: %v", err)
-			}
-			var gotBuf bytes.Buffer
-			if err := json.Indent(&gotBuf, got, "", "\t"); err != nil {
-				t.Fatal(err)
-			}
-			if update {
-				if err := os.WriteFile(f, []byte(input+"----------\n"+gotBuf.String()+"\n"), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			var wantBuf bytes.Buffer
-			if err := json.Indent(&wantBuf, []byte(want), "", "\t"); err != nil {
-				t.Fatalf("expected JSON: %v", err)
-			}
-			if strings.TrimSpace(gotBuf.String()) != strings.TrimSpace(wantBuf.String()) {
-				t.Fatalf("JSON differs\n--- got\n%s\n--- want\n%s", gotBuf.String(), wantBuf.String())
-			}
-			if _, err := Load(t, string(got)); err != nil {
-				t.Fatalf("the adapted JSON does not load: %v", err)
-			}
-		})
+	if err := json.Unmarshal(adapted, &cfg); err != nil {
+		t.Fatalf("adapted config: %v", err)
+	}
+	if cfg.Apps.Hub.Authenticator == nil {
+		t.Fatal("the adapted config configures no authenticator")
+	}
+	if _, err := Load(t, string(cfg.Apps.Hub.Authenticator)); err != nil {
+		t.Fatalf("the adapted authenticator does not load: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package dummy
 import (
 	"context"
 	"errors"
-	"flag"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,13 +11,13 @@ import (
 
 	"github.com/caddyhub/caddyhub/auth"
 	"github.com/caddyhub/caddyhub/auth/authtest"
+	_ "github.com/caddyhub/caddyhub/hubapp" // the jupyterhub global option
+	"github.com/caddyhub/caddyhub/internal/caddyfiletest"
 )
-
-var update = flag.Bool("update", false, "rewrite the expected JSON of testdata/caddyfile/*.caddytest")
 
 func TestCaddyfile(t *testing.T) {
 	t.Setenv("HUB_DEMO_PASSWORD", "demo") // so that the golden JSON loads
-	authtest.Golden(t, "testdata/caddyfile", *update)
+	caddyfiletest.Run(t, "testdata/caddyfile", authtest.LoadsFromHub)
 }
 
 func TestCaddyfileErrors(t *testing.T) {

@@ -1,7 +1,6 @@
 package pam
 
 import (
-	"flag"
 	"os"
 	"strings"
 	"testing"
@@ -9,9 +8,9 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
 	"github.com/caddyhub/caddyhub/auth/authtest"
+	_ "github.com/caddyhub/caddyhub/hubapp" // the jupyterhub global option
+	"github.com/caddyhub/caddyhub/internal/caddyfiletest"
 )
-
-var update = flag.Bool("update", false, "rewrite the expected JSON of testdata/caddyfile/*.caddytest")
 
 // load loads, provisions and validates a module from its JSON, as the hub app does.
 func load(t *testing.T, raw string) (*PAM, error) {
@@ -24,7 +23,7 @@ func load(t *testing.T, raw string) (*PAM, error) {
 }
 
 func TestCaddyfile(t *testing.T) {
-	authtest.Golden(t, "testdata/caddyfile", *update)
+	caddyfiletest.Run(t, "testdata/caddyfile", authtest.LoadsFromHub)
 }
 
 func TestCaddyfileErrors(t *testing.T) {
