@@ -41,6 +41,10 @@ func Run(t *testing.T, dir string, checks ...Check) {
 	if len(files) == 0 {
 		t.Fatalf("no %s/*.caddytest files", dir)
 	}
+	// A golden file left beside dir instead of in it would never run.
+	if stray, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), "*.caddytest")); len(stray) > 0 {
+		t.Fatalf("golden files outside %s are not run: %v", dir, stray)
+	}
 	adapter := caddyconfig.GetAdapter("caddyfile")
 	if adapter == nil {
 		t.Fatal("no caddyfile adapter registered")
