@@ -40,6 +40,7 @@ import (
 	"github.com/gorilla/sessions"
 	"go.uber.org/zap"
 
+	"github.com/caddyhub/caddyhub/hubapp/rbac"
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
@@ -108,14 +109,16 @@ func (h *Hub) registerWeb(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+p+"error/{code}", h.page(h.serveErrorTarget))
 	mux.HandleFunc("GET "+p+"logo", h.serveLogo)
 	h.registerAcceptShare(mux) // api_shares.go
+	h.registerAdmin(mux)       // admin.go
 	mux.HandleFunc(p, h.page(h.serveNotFound))
 }
 
 // pageRequest is what a page handler knows about its request.
 type pageRequest struct {
-	sess  *store.Session // nil when anonymous
-	user  *store.User    // nil when anonymous
-	nonce string         // CSP nonce of this response's inline script and style
+	sess   *store.Session // nil when anonymous
+	user   *store.User    // nil when anonymous
+	nonce  string         // CSP nonce of this response's inline script and style
+	scopes *rbac.Set      // the user's scopes once resolved (pageScopes, admin.go)
 }
 
 type pageHandler func(w http.ResponseWriter, r *http.Request, pr *pageRequest)
@@ -173,7 +176,7 @@ func setSecurityHeaders(w http.ResponseWriter, nonce string) {
 //go:embed templates/*.html
 var templateFS embed.FS
 
-var pageTemplates = loadTemplates("login", "home", "spawn", "spawn_pending", "not_running", "error", "token")
+var pageTemplates = loadTemplates("login", "home", "spawn", "spawn_pending", "not_running", "error", "token", "admin", "admin_groups")
 
 func loadTemplates(names ...string) map[string]*template.Template {
 	m := make(map[string]*template.Template, len(names))
@@ -191,7 +194,9 @@ type pageData struct {
 	User   *store.User
 	XSRF   string
 	Nonce  string
-	Data   any
+	// AdminUI: the user holds admin-ui, so the header links to the admin page.
+	AdminUI bool
+	Data    any
 }
 
 // render executes a page template into a buffer first, so that a template error becomes a clean
@@ -206,6 +211,9 @@ func (h *Hub) render(w http.ResponseWriter, r *http.Request, pr *pageRequest, st
 		XSRF:   h.pageXSRF(w, r, pr.sess),
 		Nonce:  pr.nonce,
 		Data:   data,
+	}
+	if pr.user != nil {
+		pd.AdminUI = h.holds(pr, "admin-ui")
 	}
 	var buf bytes.Buffer
 	if t == nil {
