@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/caddyhub/caddyhub/auth"
 	"github.com/caddyhub/caddyhub/auth/authtest"
+	_ "github.com/caddyhub/caddyhub/hubapp" // the jupyterhub global option
+	"github.com/caddyhub/caddyhub/internal/caddyfiletest"
 )
 
 // fakeGitHub speaks the few GitHub endpoints the authenticator uses, as
@@ -240,10 +241,8 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-var update = flag.Bool("update", false, "rewrite the expected JSON of testdata/caddyfile/*.caddytest")
-
 func TestCaddyfile(t *testing.T) {
-	authtest.Golden(t, "testdata/caddyfile", *update)
+	caddyfiletest.Run(t, "testdata/caddyfile", authtest.LoadsFromHub)
 }
 
 type loginKey struct{}

@@ -3,7 +3,6 @@ package oidc
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +18,8 @@ import (
 	"github.com/caddyhub/caddyhub/auth"
 	"github.com/caddyhub/caddyhub/auth/authtest"
 	"github.com/caddyhub/caddyhub/auth/oidc/oidctest"
+	_ "github.com/caddyhub/caddyhub/hubapp" // the jupyterhub global option
+	"github.com/caddyhub/caddyhub/internal/caddyfiletest"
 )
 
 // hub is a stand-in for the hub's HTTP layer: it mounts oauth_login and
@@ -410,8 +411,6 @@ func TestProvisionErrors(t *testing.T) {
 	}
 }
 
-var update = flag.Bool("update", false, "rewrite the expected JSON of testdata/caddyfile/*.caddytest")
-
 func TestCaddyfile(t *testing.T) {
-	authtest.Golden(t, "testdata/caddyfile", *update)
+	caddyfiletest.Run(t, "testdata/caddyfile", authtest.LoadsFromHub)
 }
