@@ -88,6 +88,12 @@ func (h *Hub) apiInfo(q *apiRequest) error {
 	// Certificate state (issue #5): each managed name's expiry and last error, for admins only.
 	if q.scopes().Allows("admin:users", rbac.Resource{}, nil) {
 		info["certificates"] = h.certificateInfo()
+		// Servers the spawner found that no record claims (containers with the hub's labels).
+		if orphans, err := h.orphans(q.r.Context()); err != nil {
+			info["orphans_error"] = err.Error()
+		} else if orphans != nil {
+			info["orphans"] = orphans
+		}
 	}
 	return q.writeJSON(http.StatusOK, info)
 }

@@ -793,6 +793,7 @@ func (h *Hub) startSpawn() error {
 	alive, dead := h.adopt(servers)
 	h.logger.Info("adopted running servers", zap.Int("running", alive), zap.Int("stopped", dead),
 		zap.Duration("took", time.Since(began)))
+	go h.logOrphans()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	h.rt.mu.Lock()

@@ -21,11 +21,14 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/caddyhub/caddyhub/spawners/docker/dockertest"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	CleanupBuild()
+	dockertest.StopAll()
 	os.Exit(code)
 }
 

@@ -96,7 +96,7 @@ func (s *Spawner) Orphans(ctx context.Context, claimed []json.RawMessage) ([]str
 	if err != nil {
 		return nil, fmt.Errorf("spawner docker: listing containers at %s: %w", s.hostName(), err)
 	}
-	var out []string
+	out := []string{}
 	for _, c := range list {
 		if ids[c.ID] || c.Labels[LabelHub] != s.HubID {
 			continue
