@@ -23,8 +23,9 @@
 //	// errors.Is(err, ErrInvalidUsername)    → show err.Error(), it says why
 //	// errors.Is(err, ErrNotAllowed)         → 403 page; log err
 //	// other errors                          → 500 page; log err
-//	// then, if a.Common().CreateSystemUsers: auth.EnsureSystemUser(ctx, u.Name)
-//	// around spawns, if a implements SpawnHooks: PreSpawnStart / PostSpawnStop
+//	// then, if a.Common().CreateSystemUsers: a.Common().EnsureSystemUser(ctx, u.Name) before
+//	// the user is recorded (also for users added through the API and allowed_users/admin_users)
+//	// around every start and stop, if a implements SpawnHooks: PreSpawnStart / PostSpawnStop
 //
 // Where this package deliberately differs from JupyterHub:
 //   - Names are trimmed, not refused, for surrounding white space; names

@@ -60,11 +60,20 @@ type Options struct {
 	// authenticator, which turns it on when allowed_users is empty.
 	AllowAll bool `json:"allow_all,omitempty"`
 
-	// Create a local system account (`useradd -m`) for users who log in and
-	// have none, like JupyterHub's LocalAuthenticator.create_system_users.
-	// The hub calls EnsureSystemUser after a successful login when this is
-	// on; it needs root. Default: false.
+	// Create a local system account (add_user_cmd, `useradd -m`) for users
+	// added to the hub who have none, like JupyterHub's
+	// LocalAuthenticator.create_system_users: users added through the API
+	// (and so the admin panel), allowed_users and admin_users at start, and
+	// a first login. The hub runs Options.EnsureSystemUser before it
+	// records the user, so a failure leaves no hub user; it needs root.
+	// Default: false.
 	CreateSystemUsers bool `json:"create_system_users,omitempty"`
+
+	// The command that creates a system account for create_system_users
+	// (JupyterHub's LocalAuthenticator.add_user_cmd): USERNAME in any
+	// argument is replaced by the user's name, and the name is appended as
+	// the last argument. Default: ["useradd", "-m"].
+	AddUserCmd []string `json:"add_user_cmd,omitempty"`
 
 	// A regular expression (Go RE2 syntax) that every normalized username
 	// must match, as a whole: it is anchored at both ends, unlike
@@ -295,6 +304,7 @@ func (o *Options) StartupWarning() string {
 //	blocked_users <name...>
 //	allow_all [true|false]
 //	create_system_users [true|false]
+//	add_user_cmd <program> [args...]  (USERNAME is replaced; the name is appended)
 //	any_allow_config [true|false]
 //	username_pattern <regexp>
 //	username_map <from> <to>       (repeatable)
@@ -325,6 +335,10 @@ func (o *Options) UnmarshalOption(d *caddyfile.Dispenser) (handled bool, err err
 			o.CreateSystemUsers = v
 		default:
 			o.AnyAllowConfig = v
+		}
+	case "add_user_cmd":
+		if o.AddUserCmd = d.RemainingArgs(); len(o.AddUserCmd) == 0 {
+			return true, d.Errf("add_user_cmd needs a program, e.g. add_user_cmd useradd -m")
 		}
 	case "username_pattern":
 		if !d.NextArg() {

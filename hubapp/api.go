@@ -31,8 +31,9 @@ const (
 	// apiMaxBody bounds request bodies; larger ones get 413 (JupyterHub relies on tornado's 10 MiB
 	// default; API bodies here are small JSON documents).
 	apiMaxBody = 1 << 20
-	// apiPageDefaultLimit and apiPageMaxLimit are JupyterHub's api_page_default_limit and
-	// api_page_max_limit (docs/protocols.md, "Credentials, errors and pagination").
+	// apiPageDefaultLimit and apiPageMaxLimit are the defaults of JupyterHub's
+	// api_page_default_limit and api_page_max_limit (App.APIPageDefaultLimit, App.APIPageMaxLimit;
+	// docs/protocols.md, "Credentials, errors and pagination").
 	apiPageDefaultLimit = 50
 	apiPageMaxLimit     = 200
 	// paginationMediaType opts a client into the paginated envelope.
@@ -84,11 +85,11 @@ func (a *App) rbacRoles() []rbac.Role {
 func newAPIState(h *Hub) *apiState {
 	st := &apiState{}
 	st.ctx, st.cancel = context.WithCancel(context.Background())
-	st.engine, st.engineErr = rbac.NewEngine(rbac.EngineOptions{Roles: h.app.rbacRoles()})
+	st.engine, st.engineErr = rbac.NewEngine(rbac.EngineOptions{Roles: h.app.rbacRoles(), NoAdminAccess: !h.app.AdminAccess})
 	if st.engineErr != nil {
 		// Keep a working engine with the built-in roles so that requests are answered; startAPI
 		// reports the configuration error and the app refuses to start.
-		st.engine, _ = rbac.NewEngine(rbac.EngineOptions{})
+		st.engine, _ = rbac.NewEngine(rbac.EngineOptions{NoAdminAccess: !h.app.AdminAccess})
 		st.engineErr = fmt.Errorf("roles: %w", st.engineErr)
 	}
 	st.metrics = newHubMetrics(h)
@@ -589,11 +590,13 @@ func (q *apiRequest) acceptsPagination() bool {
 }
 
 // pagination returns offset and limit (docs/protocols.md, "Credentials, errors and pagination"):
-// abs(int), limit clamped to [1, 200]; legacy clients get the maximum as default.
+// abs(int), limit clamped to [1, api_page_max_limit]; paginating clients get
+// api_page_default_limit as default, legacy clients the maximum.
 func (q *apiRequest) pagination() (offset, limit int, err error) {
-	limit = apiPageMaxLimit
+	maxLimit := q.h.app.pageMaxLimit()
+	limit = maxLimit
 	if q.acceptsPagination() {
-		limit = apiPageDefaultLimit
+		limit = min(q.h.app.pageDefaultLimit(), maxLimit)
 	}
 	qs := q.r.URL.Query()
 	bad := errStatus(http.StatusBadRequest, "Invalid argument type, offset and limit must be integers")
@@ -609,7 +612,23 @@ func (q *apiRequest) pagination() (offset, limit int, err error) {
 		}
 		limit = max(limit, -limit)
 	}
-	return offset, min(max(limit, 1), apiPageMaxLimit), nil
+	return offset, min(max(limit, 1), maxLimit), nil
+}
+
+// pageDefaultLimit is api_page_default_limit, with its default.
+func (a *App) pageDefaultLimit() int {
+	if a.APIPageDefaultLimit > 0 {
+		return a.APIPageDefaultLimit
+	}
+	return apiPageDefaultLimit
+}
+
+// pageMaxLimit is api_page_max_limit, with its default.
+func (a *App) pageMaxLimit() int {
+	if a.APIPageMaxLimit > 0 {
+		return a.APIPageMaxLimit
+	}
+	return apiPageMaxLimit
 }
 
 // paginated writes items as a bare list (legacy) or in the pagination envelope.

@@ -345,6 +345,19 @@ func (h *Hub) apiCreateUsers(q *apiRequest) error {
 	// the users one by one, so a failure part-way leaves the earlier ones created.
 	var created []*store.User
 	for chunk := range slices.Chunk(toCreate, createUsersChunk) {
+		if h.createsSystemUsers() {
+			// System accounts before hub users: a failure leaves this chunk's users uncreated
+			// (earlier chunks stay, as JupyterHub's one-by-one creation would leave them).
+			missing, err := h.missingUsers(chunk)
+			if err != nil {
+				return err
+			}
+			for _, n := range missing {
+				if err := h.ensureSystemUser(q.r.Context(), n); err != nil {
+					return errStatus(http.StatusBadRequest, "Failed to create user %s: %s", n, errors.Unwrap(err))
+				}
+			}
+		}
 		var made []*store.User
 		err = h.store.Update(func(tx *store.Txn) error {
 			made = made[:0]
@@ -428,6 +441,17 @@ func (h *Hub) apiCreateUser(q *apiRequest) error {
 	if norm, err := h.normalizeUsername(name); err != nil || norm != name {
 		return errStatus(http.StatusBadRequest, "Invalid username: %s", name)
 	}
+	if h.createsSystemUsers() {
+		// The system account first, so that a failure leaves no hub user.
+		if missing, err := h.missingUsers([]string{name}); err != nil {
+			return err
+		} else if len(missing) == 0 {
+			return errStatus(http.StatusConflict, "User %s already exists", name)
+		}
+		if err := h.ensureSystemUser(q.r.Context(), name); err != nil {
+			return errStatus(http.StatusBadRequest, "Failed to create user %s: %s", name, errors.Unwrap(err))
+		}
+	}
 	u := &store.User{Name: name, Admin: admin}
 	err = h.store.Update(func(tx *store.Txn) error { return tx.CreateUser(u) })
 	if errors.Is(err, store.ErrExists) {
@@ -492,11 +516,9 @@ func (h *Hub) apiPatchUser(q *apiRequest) error {
 			return err
 		}
 		added := slices.DeleteFunc(slices.Clone(roles), func(r string) bool { return slices.Contains(held, r) })
-		raw, err := eng.RoleScopes(added)
-		if err != nil {
-			return errStatus(http.StatusBadRequest, "%s", err)
-		}
-		want, err := eng.Registry().ExpandFor(raw, rbac.UserOwner(name), rbac.Client{})
+		// OwnerScopes, not RoleScopes expanded: the admin role grants what the engine says
+		// (without access:servers unless admin_access is on).
+		want, err := eng.OwnerScopes(rbac.UserOwner(name), added)
 		if err != nil {
 			return errStatus(http.StatusBadRequest, "%s", err)
 		}
@@ -708,11 +730,20 @@ func (h *Hub) apiGetServer(q *apiRequest) error {
 	return q.writeJSON(http.StatusOK, h.serverModel(s, state))
 }
 
-// POST /users/{name}/admin-access: deprecated since 0.8; admin_access is off (docs/protocols.md,
-// "Endpoints").
+// POST /users/{name}/admin-access: deprecated since 0.8 (docs/protocols.md, "Endpoints").
+// JupyterHub 3.0 answers 403 unless admin_access is on, and then 200 for an existing user: the
+// access itself goes through OAuth, where the admin role's access:servers lets the admin in.
 func (h *Hub) apiAdminAccess(q *apiRequest) error {
-	if err := q.need(rbac.UserResource(q.r.PathValue("name")), "servers"); err != nil {
+	name := q.r.PathValue("name")
+	if err := q.need(rbac.UserResource(name), "servers"); err != nil {
 		return err
 	}
-	return errStatus(http.StatusForbidden, "admin access to user servers disabled")
+	if !h.app.AdminAccess {
+		return errStatus(http.StatusForbidden, "admin access to user servers disabled")
+	}
+	if _, err := q.existingUser(name); err != nil {
+		return err
+	}
+	q.w.WriteHeader(http.StatusOK)
+	return nil
 }

@@ -124,6 +124,21 @@ type App struct {
 	// (JupyterHub's subdomain_host, without the scheme). Default: "" (one origin).
 	SubdomainHost string `json:"subdomain_host,omitempty"`
 
+	// APIPageDefaultLimit is how many items a paginated list endpoint (GET /users, /groups, …)
+	// returns when a client that asks for pagination gives no limit (JupyterHub's
+	// api_page_default_limit). Default: 50.
+	APIPageDefaultLimit int `json:"api_page_default_limit,omitempty"`
+
+	// APIPageMaxLimit is the most items one call of a list endpoint returns, whatever limit it asks
+	// for; clients that do not ask for pagination get this many (JupyterHub's api_page_max_limit).
+	// Default: 200.
+	APIPageMaxLimit int `json:"api_page_max_limit,omitempty"`
+
+	// AdminAccess lets admins open other users' servers: the admin role gains access:servers, as
+	// with JupyterHub's admin_access, and each time an admin opens another user's server the log
+	// says who, whose server and when. Default: false.
+	AdminAccess bool `json:"admin_access,omitempty"`
+
 	authenticator auth.Authenticator
 	spawner       spawners.Spawner
 
@@ -255,7 +270,7 @@ func (a *App) Start() error {
 // every reload: users' servers keep running unless Caddy is exiting and cleanup_servers is set.
 func (a *App) Stop() error {
 	if a.hub != nil {
-		a.hub.stop(caddy.Exiting() && a.CleanupServers)
+		a.hub.stop(caddy.Exiting(), a.CleanupServers)
 	}
 	a.release()
 	return nil

@@ -45,6 +45,9 @@ func init() {
 //		cleanup_servers
 //		culler { … }
 //		subdomain_host <host>
+//		api_page_default_limit <n>
+//		api_page_max_limit <n>
+//		admin_access
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -128,6 +131,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 			app.Culler, err = parseCuller(d)
 		case "subdomain_host":
 			err = oneArg(d, &app.SubdomainHost)
+		case "api_page_default_limit":
+			err = intArg(d, &app.APIPageDefaultLimit)
+		case "api_page_max_limit":
+			err = intArg(d, &app.APIPageMaxLimit)
+		case "admin_access":
+			app.AdminAccess, err = boolArg(d)
 		default:
 			return nil, d.Errf("unrecognized jupyterhub option %q", opt)
 		}

@@ -197,6 +197,12 @@ func (a *App) validateHub() error {
 	if _, err := rbac.NewEngine(rbac.EngineOptions{Roles: a.rbacRoles()}); err != nil {
 		return fmt.Errorf("roles: %w", err)
 	}
+	if a.APIPageDefaultLimit < 0 || a.APIPageMaxLimit < 0 {
+		return fmt.Errorf("api_page_default_limit and api_page_max_limit must not be negative")
+	}
+	if a.APIPageDefaultLimit > a.pageMaxLimit() {
+		return fmt.Errorf("api_page_default_limit %d is more than api_page_max_limit %d", a.APIPageDefaultLimit, a.pageMaxLimit())
+	}
 	if a.Culler != nil && a.Culler.Timeout < 0 {
 		return fmt.Errorf("culler timeout must not be negative")
 	}

@@ -1,6 +1,7 @@
 package hubapp
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -62,13 +63,44 @@ func (h *Hub) start() error {
 	if err := h.startSpawn(); err != nil {
 		return err
 	}
+	h.addConfiguredUsers() // create_system_users (systemusers.go)
 	return h.startAPI()
 }
 
-// stop ends this generation's background work; cleanup also stops users' servers (exit only).
-func (h *Hub) stop(cleanup bool) {
+// stop ends this generation's background work. When Caddy exits (not on a reload), cleanup
+// (cleanup_servers) also stops users' servers; without it the log says how many keep running.
+func (h *Hub) stop(exiting, cleanup bool) {
 	h.stopAPI()
-	h.stopSpawn(cleanup)
+	h.stopSpawn(exiting && cleanup)
+	if exiting && !cleanup {
+		h.logServersKeptRunning()
+	}
+}
+
+// logServersKeptRunning says, at exit without cleanup_servers, how many users' servers keep
+// running and that the next start adopts them.
+func (h *Hub) logServersKeptRunning() {
+	var n int
+	err := h.store.View(func(tx *store.Txn) error {
+		servers, err := tx.ActiveServers()
+		n = len(servers)
+		return err
+	})
+	if err != nil {
+		h.logger.Error("counting servers at exit", zap.Error(err))
+		return
+	}
+	if n > 0 {
+		h.logger.Info(fmt.Sprintf("%d %s running after this exit (cleanup_servers is off); the next start adopts them",
+			n, plural(n, "server keeps", "servers keep")), zap.Int("servers", n))
+	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // Prefix implements caddymodule.Hub: the path the hub serves itself.

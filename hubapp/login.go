@@ -178,9 +178,16 @@ func (h *Hub) serveLogin(w http.ResponseWriter, r *http.Request, pr *pageRequest
 		}
 		return
 	}
-	user, err := h.loginUser(au)
+	user, err := h.loginUser(r.Context(), au)
 	if errors.Is(err, store.ErrDiskFull) {
 		h.renderError(w, r, pr, http.StatusServiceUnavailable, diskFullMessage)
+		return
+	}
+	var sysErr *systemUserError
+	if errors.As(err, &sysErr) {
+		// create_system_users: no account, so no hub user and no login (logged by ensureSystemUser).
+		h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not create the system account for "+au.Name+
+			", so you cannot log in yet. Tell the hub's administrator: "+sysErr.err.Error())
 		return
 	}
 	if err != nil {
@@ -217,8 +224,13 @@ func loginErrorText(err error) string {
 }
 
 // loginUser ensures the user record of a successful login and grants admin when the authenticator
-// says so (JupyterHub 3.0: is_admin returns True or None, so login never revokes admin).
-func (h *Hub) loginUser(au *auth.User) (*store.User, error) {
+// says so (JupyterHub 3.0: is_admin returns True or None, so login never revokes admin). With
+// create_system_users the system account is made sure of first (a *systemUserError when that
+// fails, and then no user record is created).
+func (h *Hub) loginUser(ctx context.Context, au *auth.User) (*store.User, error) {
+	if err := h.ensureSystemUser(ctx, au.Name); err != nil {
+		return nil, err
+	}
 	var u *store.User
 	err := h.store.Update(func(tx *store.Txn) error {
 		var err error

@@ -234,6 +234,11 @@ func (h *Hub) authorizePage(w http.ResponseWriter, r *http.Request, pr *pageRequ
 		h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not record the authorization. Try again in a moment.")
 		return
 	}
+	if owner != "" && owner != pr.user.Name && pr.user.Admin {
+		// admin_access: every time an admin opens another user's server, the log says so.
+		h.logger.Info("admin opened another user's server", zap.String("admin", pr.user.Name),
+			zap.String("user", owner), zap.String("server", ar.oc.ServerName), zap.Time("at", time.Now().UTC()))
+	}
 	v := url.Values{"code": {code}}
 	if ar.state != "" {
 		v.Set("state", ar.state)

@@ -399,7 +399,7 @@ func (h *Hub) runSpawn(key string, op *serverOp, req *spawners.StartRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.StartTimeout)+time.Duration(o.HTTPTimeout)+30*time.Second)
 	defer cancel()
 	began := time.Now()
-	srv, err := h.spawner.Start(ctx, req, func(ev spawners.Event) {
+	srv, err := h.spawnerStart(ctx, req, func(ev spawners.Event) {
 		op.progress.add(map[string]any{"progress": ev.Progress, "message": ev.Message})
 	})
 	if err == nil && srv == nil {
@@ -410,7 +410,7 @@ func (h *Hub) runSpawn(key string, op *serverOp, req *spawners.StartRequest) {
 		if err != nil {
 			// The server runs but cannot be routed or recorded: stop it, leave nothing behind.
 			sctx, scancel := context.WithTimeout(context.Background(), time.Duration(o.TermTimeout)+time.Duration(o.KillTimeout)+5*time.Second)
-			if serr := h.spawner.Stop(sctx, srv.State); serr != nil {
+			if serr := h.spawnerStop(sctx, req.User, srv.State); serr != nil {
 				h.logger.Error("stopping server that could not be recorded", zap.String("user", req.User), zap.Error(serr))
 			}
 			scancel()
@@ -667,7 +667,7 @@ func (h *Hub) runStop(rec *store.Server) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.TermTimeout)+time.Duration(o.KillTimeout)+10*time.Second)
 	defer cancel()
 	stopStart := time.Now()
-	stopErr := h.spawner.Stop(ctx, rec.State)
+	stopErr := h.spawnerStop(ctx, user, rec.State)
 	if stopErr != nil {
 		h.observeStop("failure", time.Since(stopStart))
 	} else {
@@ -734,6 +734,7 @@ func (h *Hub) serverGone(user, server, why string) {
 	}
 	h.rt.mu.Unlock()
 	h.logger.Warn("server is no longer running", zap.String("user", user), zap.String("server", server), zap.String("why", why))
+	h.postSpawnStop(user)
 }
 
 func (h *Hub) markStoppedTx(tx *store.Txn, user, server string) error {
@@ -1037,7 +1038,7 @@ func (h *Hub) finishResumedSpawn(key string, op *serverOp, s *store.Server) {
 	}
 	if err != nil {
 		sctx, scancel := context.WithTimeout(context.Background(), time.Duration(o.TermTimeout)+time.Duration(o.KillTimeout)+5*time.Second)
-		if serr := h.spawner.Stop(sctx, s.State); serr != nil {
+		if serr := h.spawnerStop(sctx, user, s.State); serr != nil {
 			h.logger.Error("stopping server whose resumed spawn failed", zap.String("user", user), zap.String("server", server), zap.Error(serr))
 		}
 		scancel()
@@ -1089,7 +1090,7 @@ func (h *Hub) adoptOne(s *store.Server) bool {
 		// A stop the previous hub did not finish: finish it.
 		o := h.spawner.Common()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.TermTimeout)+time.Duration(o.KillTimeout)+5*time.Second)
-		if err := h.spawner.Stop(ctx, s.State); err != nil {
+		if err := h.spawnerStop(ctx, s.User, s.State); err != nil {
 			h.logger.Error("finishing interrupted stop", zap.String("user", s.User), zap.Error(err))
 		}
 		cancel()

@@ -226,6 +226,9 @@ func (a *App) subscribeCertEvents(ctx caddy.Context) error {
 			return fmt.Errorf("subscribing to %s: %w", name, err)
 		}
 	}
+	if err := a.subscribeReady(events); err != nil {
+		return fmt.Errorf("subscribing to started: %w", err)
+	}
 	return registerCertMetrics(ctx)
 }
 

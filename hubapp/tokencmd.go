@@ -121,7 +121,8 @@ func commandTarget(fl caddycmd.Flags) (cfg []byte, addr string, err error) {
 			return nil, "", err
 		}
 	}
-	addr, err = caddycmd.DetermineAdminAPIAddress(fl.String("address"), cfg, "", "")
+	// The file name matters: DetermineAdminAPIAddress reads the admin address only when it has one.
+	addr, err = caddycmd.DetermineAdminAPIAddress(fl.String("address"), cfg, fl.String("config"), fl.String("adapter"))
 	if err != nil {
 		return nil, "", fmt.Errorf("finding the admin API: %w", err)
 	}

@@ -29,13 +29,21 @@ type EngineOptions struct {
 	// CacheSize bounds each of the owner and token caches; when full, a
 	// cache is emptied and starts over. Default: DefaultCacheSize.
 	CacheSize int
+	// NoAdminAccess takes access:servers out of what the built-in admin
+	// role grants (also where `shares` implies it), so that holding the
+	// admin role does not let one open other users' servers: the hub's
+	// default, unless its admin_access option is on. Access from other
+	// roles (self, shares of one's own, configured roles) is kept.
+	// Default: false, the admin role grants everything, as JupyterHub's.
+	NoAdminAccess bool
 }
 
 // Engine resolves roles to expanded scopes for owners and tokens, caching
 // the results. It is safe for concurrent use.
 type Engine struct {
-	reg       *Registry
-	cacheSize int
+	reg           *Registry
+	cacheSize     int
+	noAdminAccess bool
 
 	mu     sync.RWMutex
 	roles  map[string]Role
@@ -46,7 +54,7 @@ type Engine struct {
 
 // NewEngine validates the roles and returns an Engine.
 func NewEngine(opts EngineOptions) (*Engine, error) {
-	e := &Engine{reg: opts.Registry, cacheSize: opts.CacheSize}
+	e := &Engine{reg: opts.Registry, cacheSize: opts.CacheSize, noAdminAccess: opts.NoAdminAccess}
 	if e.reg == nil {
 		e.reg = builtin
 	}
@@ -174,10 +182,18 @@ func (e *Engine) OwnerScopes(owner Owner, roleNames []string) (Set, error) {
 	e.mu.RLock()
 	s, ok := e.owners[key]
 	gen := e.gen
-	var raw []string
+	var raw, adminRaw []string
 	var err error
 	if !ok {
-		raw, err = e.roleScopesLocked(roleNames)
+		others := roleNames
+		if e.noAdminAccess && slices.Contains(roleNames, RoleAdmin) {
+			// The admin role is expanded on its own, without access:servers.
+			others = slices.DeleteFunc(slices.Clone(roleNames), func(n string) bool { return n == RoleAdmin })
+			adminRaw, err = e.roleScopesLocked([]string{RoleAdmin})
+		}
+		if err == nil {
+			raw, err = e.roleScopesLocked(others)
+		}
 	}
 	e.mu.RUnlock()
 	if ok {
@@ -189,6 +205,13 @@ func (e *Engine) OwnerScopes(owner Owner, roleNames []string) (Set, error) {
 	s, err = e.reg.ExpandFor(raw, owner, Client{})
 	if err != nil {
 		return Set{}, fmt.Errorf("scopes of %s: %w", owner, err)
+	}
+	if adminRaw != nil {
+		admin, err := e.reg.ExpandFor(adminRaw, owner, Client{})
+		if err != nil {
+			return Set{}, fmt.Errorf("scopes of %s: %w", owner, err)
+		}
+		s = s.Union(admin.without("access:servers"))
 	}
 	e.store(&e.owners, key, s, gen)
 	return s, nil

@@ -326,6 +326,20 @@ func (s Set) Union(o Set) Set {
 	return b.set()
 }
 
+// without returns s minus every access to the scope name base (filtered or not).
+func (s Set) without(base string) Set {
+	if _, ok := s.m[base]; !ok {
+		return s
+	}
+	m := make(map[string]*filter, len(s.m)-1)
+	for k, f := range s.m {
+		if k != base {
+			m[k] = f
+		}
+	}
+	return Set{m: m}
+}
+
 // Filter describes the access a Set holds for one scope name, for code that
 // must enumerate it (listing endpoints, database queries).
 type Filter struct {
