@@ -23,7 +23,8 @@ func adminRowNames(body string) []string {
 }
 
 func TestAdminPage(t *testing.T) {
-	wh := newWebHub(t, false)
+	// admin_access: the "Open" links to other users' servers need access:servers.
+	wh := newWebHub(t, false, func(a *App) { a.AdminAccess = true })
 	err := wh.h.store.Update(func(tx *store.Txn) error {
 		for i := range 120 {
 			if err := tx.CreateUser(&store.User{Name: fmt.Sprintf("user%03d", i), Created: time.Now()}); err != nil {

@@ -110,6 +110,8 @@ func adminCaddyfile(dir string, public, hubAPI, proxyAPI int, singleuser, args, 
 			admin
 		}
 		cleanup_servers
+		# the Open links to other users' servers need the admin role's access:servers
+		admin_access
 	}
 }
 
