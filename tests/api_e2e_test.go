@@ -243,6 +243,15 @@ func TestAPIManagedServiceE2E(t *testing.T) {
 	if code, b := e.request("GET", "/hub/api/users/alice", tok, ""); code != 200 {
 		t.Fatalf("token from the command: %d %s", code, b)
 	}
+	// --config finds the running Caddy at the admin address the config sets (the harness gives every
+	// instance a non-default one), not at the default localhost:2019 nor in the locked database.
+	tokOut, err = RunCaddy(t, e.dir, "jupyterhub", "token", "alice", "--config", e.inst.ConfigFile(), "--adapter", "caddyfile")
+	if err != nil {
+		t.Fatalf("token command with --config: %v\n%s", err, tokOut)
+	}
+	if code, b := e.request("GET", "/hub/api/users/alice", strings.TrimSpace(lastLine(tokOut)), ""); code != 200 {
+		t.Fatalf("token from the command with --config: %d %s", code, b)
+	}
 	if out, err := RunCaddy(t, e.dir, "jupyterhub", "token", "nobody", "--address", e.inst.Admin()); err == nil {
 		t.Errorf("token for an unknown user succeeded: %s", out)
 	}
@@ -265,12 +274,16 @@ func lastLine(s string) string {
 }
 
 // TestAPICullerE2E: the built-in culler stops a server started through the API once it is idle,
-// and leaves a server that keeps receiving traffic alone.
+// and leaves a server that keeps receiving traffic alone. The log says where the hub is once it
+// serves, and at exit that the busy server keeps running (cleanup_servers off).
 func TestAPICullerE2E(t *testing.T) {
 	e := startAPIHub(t, `culler {
 			timeout 4s
 			every 1s
 		}`)
+	// Once the hub serves, the log says where (the site is ":<port>" bound to 127.0.0.1).
+	readyLine := fmt.Sprintf("hub ready at http://localhost:%d/", e.public)
+	waitFor(t, "the log line "+readyLine, 10*time.Second, func() bool { return strings.Contains(e.inst.Log(), readyLine) })
 	for _, u := range []string{"idle", "busy"} {
 		if code, b := e.request("POST", "/hub/api/users/"+u, e.adminToken, ""); code != 201 {
 			t.Fatalf("creating %s: %d %s", u, code, b)
@@ -313,6 +326,11 @@ func TestAPICullerE2E(t *testing.T) {
 	}
 	if !strings.Contains(e.inst.Log(), "culling idle server") {
 		t.Errorf("no culling in the log")
+	}
+	// Caddy exits with busy's server running and cleanup_servers off: the log says it keeps running.
+	e.inst.Stop()
+	if want := "1 server keeps running after this exit"; !strings.Contains(e.inst.Log(), want) {
+		t.Errorf("no %q line in the log at exit", want)
 	}
 }
 
