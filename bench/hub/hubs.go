@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/caddyhub/caddyhub/bench/internal/procmem"
 )
 
 // adminToken is the admin service's API token in both hubs.
@@ -39,31 +41,27 @@ func (h *hub) stop() time.Duration {
 	return h.proc.stop(30 * time.Second)
 }
 
-// rss returns the hub's resident memory: caddy alone for ours; jupyterhub + CHP for JupyterHub
-// (users' servers excluded) and how many processes that was.
-func (h *hub) rss() (int64, int) {
+// mem returns the hub's memory: caddy alone for ours; jupyterhub + CHP summed for JupyterHub (users'
+// servers excluded), and how many processes that was.
+func (h *hub) mem() (procmem.Usage, int) {
 	if h.ours {
-		return vmRSS(h.proc.pid()), 1
+		return procmem.Read(h.proc.pid()), 1
 	}
-	return treeRSS(h.proc.pid(), func(cmd string) bool {
-		return strings.Contains(cmd, "jupyterhub ") || strings.Contains(cmd, "configurable-http-proxy")
-	})
-}
-
-// anon returns the hub's anonymous resident memory (RssAnon: heap, stacks; not the mapped binary).
-func (h *hub) anon() int64 {
-	if h.ours {
-		return procStatus(h.proc.pid(), "RssAnon")
-	}
-	var total int64
+	var pids []int
 	for _, pid := range append([]int{h.proc.pid()}, descendants(h.proc.pid())...) {
 		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 		cmd := strings.ReplaceAll(string(b), "\x00", " ")
 		if strings.Contains(cmd, "jupyterhub ") || strings.Contains(cmd, "configurable-http-proxy") {
-			total += procStatus(pid, "RssAnon")
+			pids = append(pids, pid)
 		}
 	}
-	return total
+	return procmem.Sum(pids), len(pids)
+}
+
+// rss returns the hub's VmRSS (see mem) and how many processes that was.
+func (h *hub) rss() (int64, int) {
+	m, n := h.mem()
+	return m.VmRSS, n
 }
 
 func quoteList(list []string) string {

@@ -17,7 +17,7 @@
 //   - cold: ours only: a data_dir with -users users, -running running servers of which -real are
 //     live test-server processes (the rest died while the hub was down), written with
 //     hubapp/store; time from exec of `caddy run` to the first routed request answered.
-//   - memory: VmRSS of caddy idle and with -memusers users (REST API) and routes (proxy API);
+//   - memory: VmRSS, RssAnon and PSS of caddy idle and with -memusers users (REST API) and routes (proxy API);
 //     JupyterHub's jupyterhub + CHP idle.
 //
 // The report (Markdown) goes to stdout and to -out.

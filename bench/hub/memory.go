@@ -9,27 +9,28 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddyhub/caddyhub/bench/internal/procmem"
 )
 
 // memResult is scenario 5: resident memory of the hub idle and with many users and routes.
 type memResult struct {
-	oursIdle, jhIdle int64
-	oursIdleAnon     int64 // RssAnon: what the process allocated, without the mapped binary
-	oursIdlePmd      int64 // FilePmdMapped: the binary mapped as whole 2 MiB folios
-	plainIdlePmd     int64
-	jhIdleAnon       int64
-	plainIdle        int64 // the same binary serving only `respond "ok"`: Caddy's own floor
-	plainIdleAnon    int64
-	oursBigAnon      int64
+	oursIdle, jhIdle procmem.Usage
+	plainIdle        procmem.Usage // the same binary serving only `respond "ok"`: Caddy's own floor
+	oursBig          procmem.Usage // after users + routes
+	oursBigListed    procmem.Usage // after walking the full user list too
 	jhProcs          int
-	oursBig          int64 // after users + routes
-	oursBigListed    int64 // after walking the full user list too
 	users, routes    int
 	createUsers      time.Duration
 	addRoutes        time.Duration
 	listUsers        time.Duration
 	listedUsers      int
 	jhErr            string
+}
+
+// fmtMem is a log line's memory: VmRSS, RssAnon, PSS.
+func fmtMem(u procmem.Usage) string {
+	return fmt.Sprintf("VmRSS %s, RssAnon %s, PSS %s", procmem.MB(u.VmRSS), procmem.MB(u.RssAnon), procmem.MB(u.Pss))
 }
 
 // settle lets a freshly started hub finish its start-up work, then touches the login page once.
@@ -51,18 +52,17 @@ func benchMemory(bin, tmp string, n int) (*memResult, error) {
 		res.jhErr = err.Error()
 	} else {
 		settle(jh)
-		res.jhIdle, res.jhProcs = jh.rss()
-		res.jhIdleAnon = jh.anon()
+		res.jhIdle, res.jhProcs = jh.mem()
 		jh.stop()
-		log.Printf("memory: JupyterHub 3.0 + CHP idle %s (%d processes)", fmtMB(res.jhIdle), res.jhProcs)
+		log.Printf("memory: JupyterHub 3.0 + CHP idle %s (%d processes)", fmtMem(res.jhIdle), res.jhProcs)
 	}
 	if p, err := startPlain(bin, filepath.Join(tmp, "mem-plain")); err != nil {
 		log.Printf("memory: plain caddy: %v", err)
 	} else {
 		time.Sleep(3 * time.Second)
-		res.plainIdle, res.plainIdleAnon, res.plainIdlePmd = vmRSS(p.pid()), procStatus(p.pid(), "RssAnon"), filePmd(p.pid())
+		res.plainIdle = procmem.Read(p.pid())
 		p.stop(10 * time.Second)
-		log.Printf("memory: the same binary with only a respond site %s (anonymous %s)", fmtMB(res.plainIdle), fmtMB(res.plainIdleAnon))
+		log.Printf("memory: the same binary with only a respond site %s", fmtMem(res.plainIdle))
 	}
 	ours, err := startOurs(bin, filepath.Join(tmp, "mem-ours"), opts)
 	if err != nil {
@@ -70,10 +70,8 @@ func benchMemory(bin, tmp string, n int) (*memResult, error) {
 	}
 	defer ours.stop()
 	settle(ours)
-	res.oursIdle, _ = ours.rss()
-	res.oursIdleAnon = ours.anon()
-	res.oursIdlePmd = filePmd(ours.proc.pid())
-	log.Printf("memory: CaddyHub idle %s", fmtMB(res.oursIdle))
+	res.oursIdle, _ = ours.mem()
+	log.Printf("memory: CaddyHub idle %s", fmtMem(res.oursIdle))
 
 	names := make([]string, n)
 	for i := range names {
@@ -112,8 +110,7 @@ func benchMemory(bin, tmp string, n int) (*memResult, error) {
 	res.addRoutes = time.Since(began)
 	log.Printf("memory: added %d routes through the proxy API in %s", n, fmtDur(res.addRoutes))
 	time.Sleep(2 * time.Second)
-	res.oursBig, _ = ours.rss()
-	res.oursBigAnon = ours.anon()
+	res.oursBig, _ = ours.mem()
 
 	// Walk the whole user list, as an admin page or a culler does.
 	began = time.Now()
@@ -132,9 +129,9 @@ func benchMemory(bin, tmp string, n int) (*memResult, error) {
 		}
 	}
 	res.listUsers = time.Since(began)
-	res.oursBigListed, _ = ours.rss()
+	res.oursBigListed, _ = ours.mem()
 	log.Printf("memory: CaddyHub with %d users and routes %s; after listing %d users (%s) %s", n,
-		fmtMB(res.oursBig), res.listedUsers, fmtDur(res.listUsers), fmtMB(res.oursBigListed))
+		fmtMem(res.oursBig), res.listedUsers, fmtDur(res.listUsers), fmtMem(res.oursBigListed))
 	return res, nil
 }
 

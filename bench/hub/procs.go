@@ -172,55 +172,6 @@ func descendants(pid int) []int {
 	return out
 }
 
-// vmRSS returns VmRSS of pid in bytes (0 if gone).
-func vmRSS(pid int) int64 { return procStatus(pid, "VmRSS") }
-
-// procStatus returns a "kB" field of /proc/<pid>/status (VmRSS, RssAnon, RssFile) in bytes.
-func procStatus(pid int, field string) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-// filePmd returns FilePmdMapped of pid in bytes: the part of its mapped files (the executable) the
-// kernel maps as whole 2 MiB page-cache folios, touched or not (large right after a build).
-func filePmd(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "FilePmdMapped:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-// treeRSS sums VmRSS over pid and its descendants whose command line matches keep (nil: all).
-func treeRSS(pid int, keep func(cmdline string) bool) (total int64, n int) {
-	for _, p := range append([]int{pid}, descendants(pid)...) {
-		if keep != nil {
-			b, _ := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
-			if !keep(strings.ReplaceAll(string(b), "\x00", " ")) {
-				continue
-			}
-		}
-		total += vmRSS(p)
-		n++
-	}
-	return total, n
-}
-
 func freePort() int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

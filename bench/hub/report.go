@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/caddyhub/caddyhub/bench/internal/procmem"
 )
 
 type report struct {
@@ -194,21 +196,25 @@ func (r *report) markdown() string {
 	}
 
 	if m := r.mem; m != nil {
-		p("## 5. Resident memory (VmRSS)\n\n")
-		p("VmRSS from /proc/<pid>/status (JupyterHub: jupyterhub + configurable-http-proxy processes summed, users' servers excluded); in brackets RssAnon, the memory the processes allocated themselves, without mapped files such as the executable, and FilePmdMapped (smaps_rollup), the part of the executable the kernel maps as whole 2 MiB page-cache folios, touched or not (the linker's output file is held in such folios; the bench runs an installed copy of the binary, as a deployment does, and the `jupyterhub` app drops these mappings once started).\n\n")
-		p("| | VmRSS (RssAnon) | target |\n|---|---|---|\n")
-		p("| CaddyHub idle (fresh data_dir, after start + one login page) | **%s** (%s; %s of the binary PMD-mapped) | ≤ 60 MB: %s |\n", fmtMB(m.oursIdle), fmtMB(m.oursIdleAnon), fmtMB(m.oursIdlePmd), verdict(m.oursIdle <= 60<<20))
-		if m.plainIdle > 0 {
-			p("| the same binary with only a `respond \"ok\"` site (no jupyterhub app): Caddy's floor | %s (%s; %s PMD-mapped) | |\n", fmtMB(m.plainIdle), fmtMB(m.plainIdleAnon), fmtMB(m.plainIdlePmd))
+		p("## 5. Memory\n\n")
+		p("What the process allocated is RssAnon (heap, stacks, runtime; /proc/<pid>/status). PSS (smaps_rollup) is its share of everything mapped, shared pages divided among the processes mapping them. VmRSS also counts the executable's pages that are mapped in: page cache, shared with other processes running the same file and reclaimable, which on this kernel count in folios of up to 2 MiB (hence the installed copy, bench/internal/install). JupyterHub: the jupyterhub and configurable-http-proxy processes summed, users' servers excluded.\n\n")
+		p("| | VmRSS | RssAnon | PSS | target (VmRSS) |\n|---|---:|---:|---:|---|\n")
+		row := func(name string, u procmem.Usage, target string) {
+			p("| %s | %s | %s | %s | %s |\n", name, procmem.MB(u.VmRSS), procmem.MB(u.RssAnon), procmem.MB(u.Pss), target)
 		}
-		p("| CaddyHub with %d users and %d routes | **%s** (%s) | ≤ 120 MB: %s |\n", m.users, m.routes, fmtMB(m.oursBig), fmtMB(m.oursBigAnon), verdict(m.oursBig <= 120<<20))
-		p("| … after walking the whole user list (%d users, %s) | %s | ≤ 120 MB: %s |\n", m.listedUsers, fmtDur(m.listUsers), fmtMB(m.oursBigListed), verdict(m.oursBigListed <= 120<<20))
+		row("CaddyHub idle (fresh data_dir, after start + one login page)", m.oursIdle, "≤ 60 MB: "+verdict(m.oursIdle.VmRSS <= 60<<20))
+		if m.plainIdle.VmRSS > 0 {
+			row("the same binary with only a `respond \"ok\"` site (no jupyterhub app): Caddy's floor", m.plainIdle, "")
+		}
+		row(fmt.Sprintf("CaddyHub with %d users and %d routes", m.users, m.routes), m.oursBig, "≤ 120 MB: "+verdict(m.oursBig.VmRSS <= 120<<20))
+		row(fmt.Sprintf("… after walking the whole user list (%d users, %s)", m.listedUsers, fmtDur(m.listUsers)), m.oursBigListed,
+			"≤ 120 MB: "+verdict(m.oursBigListed.VmRSS <= 120<<20))
 		if m.jhErr == "" {
-			p("| JupyterHub 3.0 + CHP idle (sum of %d processes) | **%s** (%s) | |\n", m.jhProcs, fmtMB(m.jhIdle), fmtMB(m.jhIdleAnon))
+			row(fmt.Sprintf("JupyterHub 3.0 + CHP idle (sum of %d processes)", m.jhProcs), m.jhIdle, "")
 		} else {
-			p("| JupyterHub 3.0 + CHP idle | failed: %s | |\n", m.jhErr)
+			p("| JupyterHub 3.0 + CHP idle | failed: %s | | | |\n", m.jhErr)
 		}
-		p("| JupyterHub 3.0 + CHP, 10,000 users and routes (anchor, docs/benchmarks.md: hub 139.5 MB + CHP 84.4 MB) | 223.9 MB | |\n\n")
+		p("| JupyterHub 3.0 + CHP, 10,000 users and routes (anchor, docs/benchmarks.md: hub 139.5 MB + CHP 84.4 MB) | 223.9 MB | | | |\n\n")
 		p("Ours got its %d users through POST /hub/api/users (batches of 1,000) in **%s** (JupyterHub 3.0: 546 s for 10,000, anchor in docs/benchmarks.md) and its routes through the proxy API (10 concurrent clients, durable) in **%s**.\n\n", m.users, fmtDur(m.createUsers), fmtDur(m.addRoutes))
 	}
 	return b.String()

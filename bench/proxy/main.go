@@ -17,11 +17,10 @@
 // those adds is reported (ours are durable: Badger, synced). Each round
 // measures every setup at every connection count with wrk (or a Go load
 // generator when wrk is absent) and the report gives medians over rounds,
-// ratios, and the RSS of caddy and CHP at 10,000 routes.
+// ratios, and the memory of caddy and CHP at 10,000 routes (VmRSS, RssAnon, PSS).
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -48,6 +47,7 @@ import (
 	"time"
 
 	"github.com/caddyhub/caddyhub/bench/internal/install"
+	"github.com/caddyhub/caddyhub/bench/internal/procmem"
 	"github.com/caddyhub/caddyhub/internal/buildflags"
 )
 
@@ -270,10 +270,10 @@ func run() error {
 	// (84.4 MB at 10,000 routes, idle) describes. A few seconds first, for the adds' garbage
 	// to be collected and the activity flusher to have run.
 	time.Sleep(6 * time.Second)
-	idleRSS := map[*setup]memUsage{}
+	idleRSS := map[*setup]procmem.Usage{}
 	for _, s := range setups {
 		if s.proc != nil {
-			idleRSS[s] = vmRSS(s.proc.cmd.Process.Pid)
+			idleRSS[s] = procmem.Read(s.proc.cmd.Process.Pid)
 		}
 	}
 
@@ -299,10 +299,10 @@ func run() error {
 		}
 	}
 
-	rss := map[*setup]memUsage{}
+	rss := map[*setup]procmem.Usage{}
 	for _, s := range setups {
 		if s.proc != nil {
-			rss[s] = vmRSS(s.proc.cmd.Process.Pid)
+			rss[s] = procmem.Read(s.proc.cmd.Process.Pid)
 		}
 	}
 	report := buildReport(setups, conns, results, idleRSS, rss, loader, chpNote)
@@ -688,43 +688,6 @@ func goLoad(url string, conns int, d time.Duration) (measurement, error) {
 	}, nil
 }
 
-// memUsage is a process's resident memory in KiB: all of it (VmRSS), the
-// anonymous part (RssAnon: heap and stacks, without the mapped binary), and
-// how much of the mapped files the kernel maps with 2 MiB entries
-// (FilePmdMapped: whole large page-cache folios, touched or not).
-type memUsage struct{ rss, anon, pmd int }
-
-func vmRSS(pid int) memUsage {
-	var m memUsage
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid)); err == nil {
-		for line := range strings.SplitSeq(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "FilePmdMapped:"); ok {
-				m.pmd, _ = strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			}
-		}
-	}
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return m
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-		switch name {
-		case "VmRSS":
-			m.rss = n
-		case "RssAnon":
-			m.anon = n
-		}
-	}
-	return m
-}
-
 func median(ms []measurement) measurement {
 	rps := make([]float64, len(ms))
 	p50 := make([]time.Duration, len(ms))
@@ -761,7 +724,7 @@ func ratio(a, b float64) string {
 	return fmt.Sprintf("%.2f×", a/b)
 }
 
-func buildReport(setups []*setup, conns []int, results map[*setup]map[int][]measurement, idleRSS, rss map[*setup]memUsage, loader, chpNote string) string {
+func buildReport(setups []*setup, conns []int, results map[*setup]map[int][]measurement, idleRSS, rss map[*setup]procmem.Usage, loader, chpNote string) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	load, _ := os.ReadFile("/proc/loadavg")
@@ -819,7 +782,7 @@ func buildReport(setups []*setup, conns []int, results map[*setup]map[int][]meas
 		b.WriteString("\n")
 	}
 
-	b.WriteString("## Adding routes and memory\n\n| setup | time to add its routes (10 concurrent clients) | VmRSS idle, routes added (RssAnon; FilePmdMapped) | VmRSS after the runs (RssAnon) |\n|---|---:|---:|---:|\n")
+	b.WriteString("## Adding routes and memory\n\n| setup | time to add its routes (10 concurrent clients) | idle, routes added: VmRSS | RssAnon | PSS | after the runs: VmRSS | RssAnon | PSS |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range setups {
 		if s.kind != "hub" && s.kind != "chp" && s.kind != "rp" {
 			continue
@@ -828,13 +791,15 @@ func buildReport(setups []*setup, conns []int, results map[*setup]map[int][]meas
 		if s.kind != "rp" {
 			add = fmt.Sprintf("%d routes in %v", s.routes, s.addDur.Round(time.Millisecond))
 		}
-		mb := func(kb int) float64 { return float64(kb) / 1024 }
 		i, r := idleRSS[s], rss[s]
-		fmt.Fprintf(&b, "| %s | %s | %.1f MB (%.1f MB; %.1f MB) | %.1f MB (%.1f MB) |\n", s.name, add, mb(i.rss), mb(i.anon), mb(i.pmd), mb(r.rss), mb(r.anon))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", s.name, add,
+			procmem.MB(i.VmRSS), procmem.MB(i.RssAnon), procmem.MB(i.Pss), procmem.MB(r.VmRSS), procmem.MB(r.RssAnon), procmem.MB(r.Pss))
 	}
-	b.WriteString("\nVmRSS and RssAnon from /proc/<pid>/status; VmRSS includes the pages of the executable that are mapped in (RssFile), RssAnon is heap and stacks. " +
-		"FilePmdMapped (smaps_rollup) is the part of RssFile the kernel maps as whole 2 MiB page-cache folios, touched or not (the linker's output file is held in such folios, hence the installed copy; the `jupyterhub` app drops these mappings once started). " +
-		"Our adds are durable (Badger, synced before the 201); CHP's are in memory.\n")
+	b.WriteString("\nWhat the process allocated is RssAnon (heap, stacks, runtime; /proc/<pid>/status). PSS (smaps_rollup) is its share of " +
+		"everything mapped, shared pages divided among the processes mapping them. VmRSS also counts the executable's pages that are mapped in: " +
+		"page cache, shared with other processes running the same file and reclaimable, which on this kernel count in folios of up to 2 MiB " +
+		"(hence the installed copy, bench/internal/install). ")
+	b.WriteString("Our adds are durable (Badger, synced before the 201); CHP's are in memory.\n")
 	b.WriteString("\nTargets (brief): jupyterhub ≥ 0.95× plain reverse_proxy, ≥ 6× CHP; RSS at 10,000 routes ≤ 60 MB; 10,000 durable adds ≤ 3 s.\n")
 	return b.String()
 }
