@@ -168,3 +168,16 @@ func (wh *webHub) doJSON(t *testing.T, c *http.Client, method, path, body string
 	}
 	return webResp{status: resp.StatusCode, header: resp.Header, body: string(b), resp: resp}
 }
+
+func TestFailureText(t *testing.T) {
+	for in, want := range map[string]string{
+		"Spawn failed: Spawn failed: no such file": "no such file",
+		"spawn failed:x":    "x",
+		"the server exited": "the server exited",
+		"":                  "",
+	} {
+		if got := failureText(in); got != want {
+			t.Errorf("failureText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

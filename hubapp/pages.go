@@ -71,7 +71,7 @@ func (h *Hub) viewServer(user, name string, srv *store.Server) serverView {
 		v.StopURL = h.prefix + "api/users/" + url.PathEscape(user) + "/servers/" + url.PathEscape(name)
 	}
 	if srv != nil {
-		v.Ready, v.Pending, v.Failure = srv.Ready, srv.Pending, srv.Failure
+		v.Ready, v.Pending, v.Failure = srv.Ready, srv.Pending, failureText(srv.Failure)
 	}
 	return v
 }
@@ -259,7 +259,7 @@ func (h *Hub) userOptionsFromQuery(q url.Values) (map[string]any, error) {
 func (h *Hub) renderSpawn(w http.ResponseWriter, r *http.Request, pr *pageRequest, status int, u *store.User, server string, srv *store.Server, next, msg string) {
 	v := h.viewServer(u.Name, server, srv)
 	if msg == "" && srv != nil {
-		msg = srv.Failure
+		msg = failureText(srv.Failure)
 	}
 	h.render(w, r, pr, status, "spawn", "Start a server", spawnData{
 		For:      u.Name,
@@ -395,7 +395,7 @@ func (h *Hub) serveSpawnPending(w http.ResponseWriter, r *http.Request, pr *page
 		d.ProgressURL = progress + "?" + url.Values{"_xsrf": {h.xsrfToken(r, pr.sess)}}.Encode()
 		h.render(w, r, pr, http.StatusOK, "spawn_pending", "Starting your server", d)
 	case srv != nil && srv.Failure != "":
-		d.Failure = srv.Failure
+		d.Failure = failureText(srv.Failure)
 		h.render(w, r, pr, http.StatusInternalServerError, "not_running", "Server not running", d)
 	default:
 		h.render(w, r, pr, http.StatusOK, "not_running", "Server not running", d)
