@@ -153,6 +153,7 @@ type Spawner struct {
 	memLimit int64
 	logger   *zap.Logger
 	orphans  *orphanLog
+	running  *runningCache
 }
 
 // Volume is one mount of a container.
@@ -213,6 +214,7 @@ func (s *Spawner) setup() error {
 		s.logger = zap.NewNop()
 	}
 	s.orphans = new(orphanLog)
+	s.running = new(runningCache)
 	ownCmd := len(s.Cmd) > 0
 	if s.EnvKeep == nil {
 		s.EnvKeep = []string{}

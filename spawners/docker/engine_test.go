@@ -502,3 +502,45 @@ func TestEngineConcurrentSpawns(t *testing.T) {
 		noContainer(t, s)
 	})
 }
+
+func TestEnginePollExited(t *testing.T) {
+	forEngines(t, func(t *testing.T, e *dockertest.Engine) {
+		s := newSpawner(t, e, nil)
+		ctx := context.Background()
+		srv, err := s.Start(ctx, request("kurt"), nil)
+		if err != nil {
+			t.Fatalf("start: %v", err)
+		}
+		id := stateOf(t, srv).ID
+		if err := s.cli.ContainerKill(ctx, id, "KILL"); err != nil {
+			t.Fatal(err)
+		}
+		waitGone := time.Now().Add(time.Minute)
+		for {
+			ok, err := s.Poll(ctx, srv.State)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			if time.Now().After(waitGone) {
+				t.Fatal("poll still says running a minute after the kill")
+			}
+			time.Sleep(50 * time.Millisecond) // polling the engine, not synchronising goroutines
+		}
+		// Just exited: kept, so that its output can still be read.
+		if _, err := s.cli.ContainerInspect(ctx, id); err != nil {
+			t.Fatalf("container removed at once: %v", err)
+		}
+		old := removeExitedAfter
+		removeExitedAfter = 0
+		defer func() { removeExitedAfter = old }()
+		if ok, err := s.Poll(ctx, srv.State); ok || err != nil {
+			t.Fatalf("poll: %v %v", ok, err)
+		}
+		if _, err := s.cli.ContainerInspect(ctx, id); !cerrdefs.IsNotFound(err) {
+			t.Errorf("exited container not removed by poll: %v", err)
+		}
+	})
+}

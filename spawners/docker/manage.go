@@ -28,13 +28,23 @@ func parseState(raw json.RawMessage) (state, error) {
 	return st, nil
 }
 
-// Poll reports whether the server's container is running. A container that
-// stopped on its own is removed here when remove is true.
+// Poll reports whether the server's container is running. A running one is
+// answered from one listing of the hub's running containers shared by all
+// Polls for runningCacheTTL (the hub polls every starting server four times a
+// second, and a busy engine answers a list as fast as one inspect); anything
+// else is inspected. A container that
+// stopped on its own is removed here when remove is true, once it has been
+// stopped for removeExitedAfter (whoever noticed the exit may still read its
+// output for the user).
 func (s *Spawner) Poll(ctx context.Context, raw json.RawMessage) (bool, error) {
 	st, err := parseState(raw)
 	if err != nil {
 		return false, err
 	}
+	if s.running.has(ctx, s, st.ID) {
+		return true, nil
+	}
+	// Not among the running containers of the last listing: ask about this one.
 	info, err := s.cli.ContainerInspect(ctx, st.ID)
 	if cerrdefs.IsNotFound(err) {
 		return false, nil
@@ -45,12 +55,78 @@ func (s *Spawner) Poll(ctx context.Context, raw json.RawMessage) (bool, error) {
 	if info.State != nil && info.State.Running {
 		return true, nil
 	}
-	if s.removeOnStop() && !inflight.held(s.HubID, st.Name) {
+	if s.removeOnStop() && !inflight.held(s.HubID, st.Name) && exitedBefore(info, time.Now().Add(-removeExitedAfter)) {
 		if err := s.cli.ContainerRemove(ctx, st.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			s.logger.Warn("removing a container that stopped", zap.String("container", st.Name), zap.Error(err))
 		}
 	}
 	return false, nil
+}
+
+// runningCacheTTL is how long one listing of running containers answers Polls.
+var runningCacheTTL = 200 * time.Millisecond
+
+// runningCache holds the IDs of this hub's running containers from one listing.
+type runningCache struct {
+	mu   sync.Mutex
+	at   time.Time
+	ids  map[string]bool
+	busy chan struct{} // closed when the listing in flight ends
+}
+
+// has reports whether id was running at a listing at most runningCacheTTL old, listing again
+// (once for all callers) when the last one is older. An error counts as "not known running".
+func (c *runningCache) has(ctx context.Context, s *Spawner, id string) bool {
+	for {
+		c.mu.Lock()
+		if time.Since(c.at) < runningCacheTTL {
+			ok := c.ids[id]
+			c.mu.Unlock()
+			return ok
+		}
+		if busy := c.busy; busy != nil {
+			c.mu.Unlock()
+			select {
+			case <-busy:
+				continue
+			case <-ctx.Done():
+				return false
+			}
+		}
+		busy := make(chan struct{})
+		c.busy = busy
+		c.mu.Unlock()
+		began := time.Now()
+		list, err := s.cli.ContainerList(ctx, container.ListOptions{
+			Filters: filters.NewArgs(filters.Arg("label", LabelHub+"="+s.HubID), filters.Arg("status", "running"))})
+		c.mu.Lock()
+		c.busy = nil
+		close(busy)
+		if err != nil {
+			c.mu.Unlock()
+			return false
+		}
+		c.ids = make(map[string]bool, len(list))
+		for _, ct := range list {
+			c.ids[ct.ID] = true
+		}
+		c.at = began
+		ok := c.ids[id]
+		c.mu.Unlock()
+		return ok
+	}
+}
+
+// removeExitedAfter is how long Poll leaves a container that exited on its own.
+var removeExitedAfter = 10 * time.Second
+
+// exitedBefore reports whether the container finished before t.
+func exitedBefore(info container.InspectResponse, t time.Time) bool {
+	if info.State == nil {
+		return false
+	}
+	fin, err := time.Parse(time.RFC3339Nano, info.State.FinishedAt)
+	return err == nil && !fin.IsZero() && fin.Year() > 1 && fin.Before(t)
 }
 
 // Stop stops the server's container (the engine sends SIGTERM, then SIGKILL

@@ -502,6 +502,9 @@ func (s *Spawner) watchExit(ctx context.Context, id string, gone chan<- struct{}
 			return
 		case <-t.C:
 		}
+		if s.running.has(ctx, s, id) {
+			continue
+		}
 		info, err := s.cli.ContainerInspect(ctx, id)
 		if cerrdefs.IsNotFound(err) || (err == nil && info.State != nil && !info.State.Running) {
 			close(gone)
