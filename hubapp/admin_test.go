@@ -181,3 +181,21 @@ func TestFailureText(t *testing.T) {
 		}
 	}
 }
+
+func TestHomeNamedServers(t *testing.T) {
+	wh := newWebHub(t, false, func(a *App) { a.AllowNamedServers = true })
+	c := wh.client(t)
+	wh.mustLogin(t, c, "alice")
+	wh.setServer(t, &store.Server{User: "alice", Name: "gpu", Ready: true})
+	wh.setServer(t, &store.Server{User: "alice", Name: "old"})
+	r := wh.do(t, c, "GET", "/hub/home", nil)
+	for _, s := range []string{
+		`id="new-server"`, `data-base="/hub/spawn/alice"`, `id="server-name" required pattern=`,
+		`href="/user/alice/gpu/"`, `data-stop="/hub/api/users/alice/servers/gpu"`,
+		`data-delete="/hub/api/users/alice/servers/old"`, `action="/hub/spawn/alice/old"`,
+	} {
+		if !strings.Contains(r.body, s) {
+			t.Errorf("home page lacks %q", s)
+		}
+	}
+}

@@ -1,0 +1,97 @@
+package tests
+
+// Named servers from the home page in headless Chromium against the real binary: create one
+// (which starts the real jupyterhub-singleuser), open it, stop it, delete it.
+
+import (
+	"context"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+func TestBrowserNamedServersE2E(t *testing.T) {
+	chromium := Require(t, "chromium")
+	singleuser := Require(t, "/usr/bin/jupyterhub-singleuser")
+	dir := t.TempDir()
+	shots := screenshotDir(t)
+	public, hubAPI, proxyAPI := FreePort(t), FreePort(t), FreePort(t)
+	args := ""
+	if os.Geteuid() == 0 {
+		args = "args --allow-root"
+	}
+	cf := browserCaddyfile(dir, public, hubAPI, proxyAPI, singleuser, args)
+	cf = strings.Replace(cf, "cleanup_servers", "cleanup_servers\n\t\tallow_named_servers", 1)
+	inst := Start(t, dir, cf)
+	t.Cleanup(func() {
+		if inst.Running() {
+			inst.Stop()
+		}
+		for _, pid := range browserServerPIDs(hubAPI, "alice") {
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	base := URL(public, "")
+	ctx := newChromium(t, chromium)
+	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		c, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		if err := chromedp.Do(c, actions...); err != nil {
+			failureShot(t, ctx, shots, "named-failure")
+			t.Fatalf("%s: %v (at %s)", what, err, browserLocation(ctx))
+		}
+	}
+	waitFor := func(what, cond string, reload bool, timeout time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(timeout)
+		for {
+			c, cancel := context.WithTimeout(ctx, 10*time.Second)
+			ok, err := chromedp.Run(c, chromedp.Evaluate[bool](cond))
+			cancel()
+			if err == nil && ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				failureShot(t, ctx, shots, "named-failure")
+				t.Fatalf("%s: not within %s (at %s; %v)", what, timeout, browserLocation(ctx), err)
+			}
+			if reload {
+				// The page may be reloading itself (after Stop): a clashing reload is retried.
+				rc, rcancel := context.WithTimeout(ctx, 20*time.Second)
+				_ = chromedp.Do(rc, chromedp.Reload())
+				rcancel()
+			} else {
+				time.Sleep(100 * time.Millisecond) // polling a condition with a deadline
+			}
+		}
+	}
+	step("log in",
+		chromedp.Navigate(base+"/hub/login?next=%2Fhub%2Fhome"),
+		chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.SendKeys(chromedp.ID("username"), "alice"),
+		chromedp.SendKeys(chromedp.ID("password"), browserPassword),
+		chromedp.Click(chromedp.CSS(`form[action*="/hub/login"] button[type="submit"]`)),
+	)
+	waitFor("home", `location.pathname === "/hub/home" && document.querySelector("#new-server") !== null`, false, 30*time.Second)
+	checkLayout(t, ctx, shots, "home-named-empty")
+	step("create lab1", chromedp.SendKeys(chromedp.ID("server-name"), "lab1"), chromedp.Click(chromedp.CSS(`#new-server button[type="submit"]`)))
+	// The start form goes to spawn-pending, then on to the server.
+	waitFor("the lab1 server", `location.pathname.startsWith("/user/alice/lab1/")`, false, 180*time.Second)
+	step("back home", chromedp.Navigate(base+"/hub/home"))
+	waitFor("lab1 running with Open", `document.querySelector('a[href="/user/alice/lab1/"]') !== null`, true, 30*time.Second)
+	checkLayout(t, ctx, shots, "home-named-running")
+	step("open lab1", chromedp.Click(chromedp.CSS(`a.button[href="/user/alice/lab1/"]`)))
+	waitFor("lab1 opened", `location.pathname.startsWith("/user/alice/lab1/")`, false, 60*time.Second)
+	step("back home", chromedp.Navigate(base+"/hub/home"))
+	step("stop lab1", chromedp.Click(chromedp.CSS(`button[data-stop$="/servers/lab1"]`)))
+	waitFor("lab1 stopped", `document.querySelector('button[data-delete$="/servers/lab1"]') !== null`, true, 60*time.Second)
+	step("delete lab1", chromedp.Click(chromedp.CSS(`button[data-delete$="/servers/lab1"]`)))
+	waitFor("lab1 gone", `document.querySelector('[data-delete$="/servers/lab1"], [action$="/spawn/alice/lab1"]') === null && document.body.innerText.includes("No named servers yet.")`, true, 30*time.Second)
+	checkLayout(t, ctx, shots, "home-named-deleted")
+}
