@@ -88,7 +88,7 @@ func TestBackupRestoreE2E(t *testing.T) {
 	before := append([]string(nil), acked...)
 	mu.Unlock()
 	file := filepath.Join(e.dir, "hub.backup")
-	out, err := RunCaddy(t, e.dir, "jupyterhub", "backup", file, "--address", e.inst.Admin())
+	out, err := RunCaddy(t, e.dir, "jupyterhub", "backup", file, "--config", e.inst.ConfigFile(), "--adapter", "caddyfile")
 	if err != nil {
 		t.Fatalf("backup: %v\n%s", err, out)
 	}

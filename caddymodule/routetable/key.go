@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"unicode/utf8"
@@ -92,6 +93,15 @@ func parseTarget(r *Route, target string) error {
 	host := u.Hostname()
 	if host == "" {
 		return fmt.Errorf("%w: %q has no host", ErrInvalidTarget, target)
+	}
+	// url.Parse lets through hosts no dialer can use ("http://]"); an IPv6 literal must parse.
+	if strings.ContainsAny(host, "[]") {
+		return fmt.Errorf("%w: %q: bad host %q", ErrInvalidTarget, target, host)
+	}
+	if strings.Contains(host, ":") {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("%w: %q: bad IPv6 address %q", ErrInvalidTarget, target, host)
+		}
 	}
 	port := u.Port()
 	if port == "" {
