@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -200,14 +201,46 @@ func kill(c *child, o *spawners.Options) {
 	_, _ = waitGroupGone(context.Background(), pid, 0, time.Duration(o.KillTimeout))
 }
 
-// freePort asks the kernel for a free TCP port on ip.
+// portHold is how long a port freePort returned is not returned again: long enough for the server
+// it was meant for to bind it, or to have failed.
+const portHold = 2 * time.Minute
+
+// handedOut remembers the ports freePort returned lately. The kernel can offer the same free port
+// to two calls in a row (the first server has not bound it yet); two concurrent spawns then share
+// it, the second server cannot bind, and the hub's readiness probe reaches the first server and
+// routes the second user to it.
+var handedOut = struct {
+	sync.Mutex
+	at map[int]time.Time
+}{at: map[int]time.Time{}}
+
+// freePort asks the kernel for a free TCP port on ip that no other spawn of this process was given
+// in the last portHold.
 func freePort(ip string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port on %s: %w", ip, err)
+	for range 50 {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			return 0, fmt.Errorf("finding a free port on %s: %w", ip, err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		now := time.Now()
+		handedOut.Lock()
+		for p, at := range handedOut.at {
+			if now.Sub(at) > portHold {
+				delete(handedOut.at, p)
+			}
+		}
+		_, taken := handedOut.at[port]
+		if !taken {
+			handedOut.at[port] = now
+		}
+		handedOut.Unlock()
+		if !taken {
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("finding a free port on %s: the kernel kept offering ports given to servers still starting", ip)
 }
 
 // connectHost is the host the hub connects to for a server listening on ip:
