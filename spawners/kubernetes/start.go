@@ -1,0 +1,272 @@
+package kubernetes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/caddyhub/caddyhub/spawners"
+)
+
+// Start creates the server's pod (after its namespace and claim, when those are configured), waits
+// until the pod runs and is ready, from the informer, and reports its URL. A start that fails or is
+// canceled deletes the pod it created.
+func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progress func(spawners.Event)) (*spawners.Server, error) {
+	if progress == nil {
+		progress = func(spawners.Event) {}
+	}
+	if err := req.CheckNames(); err != nil {
+		return nil, fmt.Errorf("spawner kubernetes: %w", err)
+	}
+	c, err := s.choose(req.UserOptions)
+	if err != nil {
+		return nil, &spawners.StartError{Kind: spawners.ErrExitedEarly, Msg: "Cannot start the server: " + err.Error() + ".", Cause: err}
+	}
+	deadline := time.Now().Add(time.Duration(s.StartTimeout))
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	s.pods.start()
+	s.events.start()
+
+	prev := s.keptState(req)
+	st := state{Namespace: s.Namespace, PVC: prev.PVC, Profile: c.profile}
+	if s.UserNamespaces {
+		st.Namespace = prev.Namespace
+		if st.Namespace == "" {
+			st.Namespace = newName(s.Namespace, req.User, "")
+		}
+		if err := s.ensureNamespace(ctx, st.Namespace, req.User); err != nil {
+			return nil, s.apiError(err)
+		}
+	} else if prev.Namespace != "" && prev.Namespace != s.Namespace {
+		st.PVC = "" // the claim is in a namespace this configuration no longer uses
+	}
+	if s.Storage != nil {
+		if st.PVC == "" {
+			st.PVC = newName("claim", req.User, req.ServerName)
+		}
+		_, err := s.client.CoreV1().PersistentVolumeClaims(st.Namespace).Create(ctx, s.buildPVC(req.User, st.Namespace, st.PVC), metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, s.apiError(fmt.Errorf("creating claim %s: %w", st.PVC, err))
+		}
+	}
+
+	st.Pod = newName("jupyter", req.User, req.ServerName)
+	pod, err := s.buildPod(req, st.Namespace, st.Pod, st.PVC, c)
+	if err != nil {
+		return nil, fmt.Errorf("spawner kubernetes: %w", err)
+	}
+	key := podKey(st.Namespace, st.Pod)
+	wake := make(chan struct{}, 1)
+	sink := make(chan spawners.Event, 64)
+	s.mu.Lock()
+	s.waiters[key] = wake
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.waiters, key)
+		delete(s.sinks, st.UID)
+		s.mu.Unlock()
+	}()
+
+	created, err := s.client.CoreV1().Pods(st.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		return nil, s.apiError(fmt.Errorf("creating pod %s: %w", st.Pod, err))
+	}
+	st.UID = created.UID
+	s.mu.Lock()
+	s.sinks[st.UID] = sink
+	s.mu.Unlock()
+	ok := false
+	defer func() {
+		if !ok {
+			s.cleanup(st)
+		}
+	}()
+	progress(spawners.Event{Progress: 10, Message: "Pod " + st.Pod + " created in namespace " + st.Namespace + "."})
+	if s.PerUserService {
+		svc := s.buildService(created)
+		if _, err := s.client.CoreV1().Services(st.Namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, s.apiError(fmt.Errorf("creating service %s: %w", svc.Name, err))
+		}
+		st.Service = svc.Name
+	}
+
+	running, err := s.waitRunning(ctx, key, st.UID, wake, sink, progress)
+	if err != nil {
+		return nil, err
+	}
+	srv := &spawners.Server{URL: s.serverURL(running, st.Service), State: st.raw()}
+	if err := req.ReportLaunched(srv); err != nil {
+		return nil, fmt.Errorf("spawner kubernetes: %w", err)
+	}
+	if !s.noHTTPWait {
+		if err := s.waitHTTP(ctx, srv.URL+req.ServicePrefix, deadline); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return srv, nil
+}
+
+// waitHTTP waits until the server answers HTTP (the spawner contract of this hub version; a hub that
+// waits by itself makes this unnecessary).
+func (s *Spawner) waitHTTP(ctx context.Context, url string, deadline time.Time) error {
+	httpDeadline := time.Now().Add(time.Duration(s.HTTPTimeout))
+	if deadline.Before(httpDeadline) {
+		httpDeadline = deadline
+	}
+	err := spawners.WaitHTTP(ctx, url, nil, httpDeadline)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, spawners.ErrHTTPTimeout) {
+		return &spawners.StartError{Kind: spawners.ErrHTTPTimeout, Cause: err,
+			Msg: fmt.Sprintf("The server's pod runs but did not answer HTTP within %s.", time.Duration(s.HTTPTimeout))}
+	}
+	return s.timeoutError(ctx, err, "")
+}
+
+// keptState is what the hub kept of the server's previous run (KeepState): its claim and namespace.
+func (s *Spawner) keptState(_ *spawners.StartRequest) state {
+	return state{}
+}
+
+// ensureNamespace creates a user's namespace unless it is known to exist.
+func (s *Spawner) ensureNamespace(ctx context.Context, ns, user string) error {
+	s.mu.Lock()
+	known := s.namespaces[ns]
+	s.mu.Unlock()
+	if known {
+		return nil
+	}
+	labels := s.baseLabels()
+	labels[LabelUser] = labelSafe(user)
+	_, err := s.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels, Annotations: map[string]string{AnnotationUsername: user}},
+	}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s: %w", ns, err)
+	}
+	s.mu.Lock()
+	s.namespaces[ns] = true
+	s.mu.Unlock()
+	return nil
+}
+
+// waitRunning waits, on the informer, until the pod runs, is ready and has an IP; it passes the pod's
+// events on as progress. It fails early when the pod fails, is deleted or cannot pull its image.
+func (s *Spawner) waitRunning(ctx context.Context, key string, uid types.UID, wake <-chan struct{}, sink <-chan spawners.Event, progress func(spawners.Event)) (*corev1.Pod, error) {
+	seen := false
+	last := ""
+	for {
+		if obj, exists, _ := s.pods.store().GetByKey(key); exists {
+			pod, _ := obj.(*corev1.Pod)
+			if pod != nil && pod.UID == uid {
+				seen = true
+				if why := stoppedReason(pod); why != "" {
+					return nil, &spawners.StartError{Kind: spawners.ErrExitedEarly, Msg: "The server stopped while starting: " + why + "."}
+				}
+				if why := fatalWaiting(pod); why != "" {
+					return nil, &spawners.StartError{Kind: spawners.ErrExitedEarly, Msg: "The server's pod cannot start: " + why + "."}
+				}
+				if ready(pod) {
+					progress(spawners.Event{Progress: 90, Message: "Pod running at " + pod.Status.PodIP + " on node " + pod.Spec.NodeName + "."})
+					return pod, nil
+				}
+				last = pendingWhy(pod)
+			}
+		} else if seen {
+			return nil, &spawners.StartError{Kind: spawners.ErrExitedEarly, Msg: "The server's pod was deleted while it was starting."}
+		}
+		select {
+		case <-wake:
+		case ev := <-sink:
+			progress(ev)
+		case <-ctx.Done():
+			return nil, s.timeoutError(ctx, ctx.Err(), last)
+		}
+	}
+}
+
+func ready(pod *corev1.Pod) bool {
+	if pod.Status.Phase != corev1.PodRunning || pod.Status.PodIP == "" || pod.DeletionTimestamp != nil {
+		return false
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// fatalWaiting is why a pending pod will never start by itself ("" when it may still).
+func fatalWaiting(pod *corev1.Pod) string {
+	for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+		for _, cs := range list {
+			if w := cs.State.Waiting; w != nil {
+				switch w.Reason {
+				case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "CrashLoopBackOff":
+					return "container " + cs.Name + ": " + w.Reason + withMessage(w.Message)
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// pendingWhy says what a pending pod waits for, for a timeout message.
+func pendingWhy(pod *corev1.Pod) string {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+			return "it was not scheduled on a node (" + c.Reason + withMessage(c.Message) + ")"
+		}
+	}
+	if pod.Spec.NodeName == "" {
+		return "no node took it"
+	}
+	return "it was " + string(pod.Status.Phase) + " on node " + pod.Spec.NodeName
+}
+
+func (s *Spawner) timeoutError(ctx context.Context, err error, last string) error {
+	if errors.Is(err, context.DeadlineExceeded) && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		msg := fmt.Sprintf("The server's pod did not become ready within %s", time.Duration(s.StartTimeout))
+		if last != "" {
+			msg += ": " + last
+		}
+		return &spawners.StartError{Kind: spawners.ErrStartTimeout, Msg: msg + ".", Cause: err}
+	}
+	return fmt.Errorf("spawner kubernetes: %w", err)
+}
+
+// apiError words a failed API request for the user.
+func (s *Spawner) apiError(err error) error {
+	msg := "The Kubernetes API server could not be reached or refused the request: " + err.Error()
+	switch {
+	case apierrors.IsForbidden(err):
+		msg = "The hub is not allowed to do this in Kubernetes (check its RBAC role): " + err.Error()
+	case apierrors.IsInvalid(err):
+		msg = "Kubernetes rejected the server's definition: " + err.Error()
+	case apierrors.IsAlreadyExists(err):
+		msg = "A Kubernetes object of that name exists already: " + err.Error()
+	}
+	return &spawners.StartError{Kind: spawners.ErrExitedEarly, Msg: msg, Cause: err}
+}
+
+// cleanup deletes what a failed start created, at once (no grace), with its own time budget: the
+// start's context may be what ended it.
+func (s *Spawner) cleanup(st state) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.deletePod(ctx, st, 0); err != nil {
+		s.logger.Error("deleting the pod of a failed start", zap.String("pod", st.Pod), zap.String("namespace", st.Namespace), zap.Error(err))
+	}
+}
