@@ -25,24 +25,27 @@ import (
 // hub is a stand-in for the hub's HTTP layer: it mounts oauth_login and
 // oauth_callback as the hub does and records what Callback returned.
 type hub struct {
-	srv  *httptest.Server
-	a    *OIDC
-	mu   sync.Mutex
-	user *auth.User
-	next string
-	err  error
+	hubNS atomic.Int64 // time spent in the authenticator, minus the provider's
+	srv   *httptest.Server
+	a     *OIDC
+	mu    sync.Mutex
+	user  *auth.User
+	next  string
+	err   error
 }
 
 func (h *hub) rc(r *http.Request) auth.RedirectContext {
 	return auth.RedirectContext{CallbackURL: h.srv.URL + "/hub/oauth_callback", CookiePath: "/hub/", Next: r.URL.Query().Get("next")}
 }
 
-func newHub(t *testing.T, p *oidctest.Provider, extra string) *hub {
+func newHub(t testing.TB, p *oidctest.Provider, extra string) *hub {
 	t.Helper()
 	h := &hub{}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/hub/oauth_login", func(w http.ResponseWriter, r *http.Request) {
+		r, done := h.timed(r)
 		u, err := h.a.BeginLogin(w, r, h.rc(r))
+		done()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
@@ -50,7 +53,9 @@ func newHub(t *testing.T, p *oidctest.Provider, extra string) *hub {
 		http.Redirect(w, r, u, http.StatusFound)
 	})
 	mux.HandleFunc("/hub/oauth_callback", func(w http.ResponseWriter, r *http.Request) {
+		r, done := h.timed(r)
 		u, next, err := h.a.Callback(w, r, h.rc(r))
+		done()
 		h.mu.Lock()
 		h.user, h.next, h.err = u, next, err
 		h.mu.Unlock()
@@ -64,10 +69,11 @@ func newHub(t *testing.T, p *oidctest.Provider, extra string) *hub {
 	t.Cleanup(h.srv.Close)
 	p.AddClient("hub", "s3cret", []string{h.srv.URL + "/hub/oauth_callback"}, []string{h.srv.URL + "/hub/login"})
 	h.a = load(t, p.Issuer, extra)
+	h.a.client.Transport = providerTimer{http.DefaultTransport}
 	return h
 }
 
-func load(t *testing.T, issuer, extra string) *OIDC {
+func load(t testing.TB, issuer, extra string) *OIDC {
 	t.Helper()
 	raw := fmt.Sprintf(`{"authenticator":"oidc","issuer":%q,"client_id":"hub","client_secret":"s3cret"%s}`, issuer, extra)
 	m, err := authtest.Load(t, raw)
@@ -98,7 +104,7 @@ func (h *hub) login(t *testing.T, p *oidctest.Provider, browser *http.Client, us
 	return h.result()
 }
 
-func provider(t *testing.T) *oidctest.Provider {
+func provider(t testing.TB) *oidctest.Provider {
 	p := oidctest.Start(t, "")
 	p.AddUser(oidctest.User{Username: "alice", Password: "pw-alice", Groups: []string{"staff", "hub-admins"}})
 	p.AddUser(oidctest.User{Username: "bob", Password: "pw-bob", Groups: []string{"staff"}})
