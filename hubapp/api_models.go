@@ -151,8 +151,8 @@ func (h *Hub) userModel(scopes rbac.Set, u *store.User, servers []*store.Server,
 	}
 	if f.Has(rbac.FieldAuthState) {
 		var as any
-		if u.AuthState != nil {
-			as = u.AuthState
+		if st := h.authState(u); st != nil {
+			as = st
 		}
 		m["auth_state"] = as
 	}

@@ -561,7 +561,9 @@ func (h *Hub) apiPatchUser(q *apiRequest) error {
 			u.Roles = roles
 		}
 		if v, ok := data["auth_state"].(map[string]any); ok {
-			u.AuthState = v
+			if err := h.setAuthState(u, v); err != nil {
+				return err
+			}
 		}
 		if err := tx.PutUser(u); err != nil {
 			return err
@@ -592,8 +594,8 @@ func (h *Hub) apiPatchUser(q *apiRequest) error {
 		m = map[string]any{}
 	}
 	var as any
-	if u.AuthState != nil {
-		as = u.AuthState
+	if st := h.authState(u); st != nil {
+		as = st
 	}
 	m["auth_state"] = as
 	return q.writeJSON(http.StatusOK, m)

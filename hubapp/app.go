@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyhub/caddyhub/auth"
+	"github.com/caddyhub/caddyhub/auth/authstate"
 	"github.com/caddyhub/caddyhub/caddymodule"
 	"github.com/caddyhub/caddyhub/caddymodule/routetable"
 	"github.com/caddyhub/caddyhub/spawners"
@@ -76,6 +77,19 @@ type App struct {
 
 	// AuthenticatorRaw configures who may log in. Default: {"authenticator": "pam"}.
 	AuthenticatorRaw json.RawMessage `json:"authenticator,omitempty" caddy:"namespace=jupyterhub.authenticators inline_key=authenticator"`
+
+	// EnableAuthState stores what the authenticator keeps about each login (the identity
+	// provider's tokens and claims: auth_state), encrypted with crypt_key, for the spawner, the
+	// user's server (when the authenticator is told to hand it on) and the REST API with the
+	// admin:auth_state scope. Needs crypt_key or JUPYTERHUB_CRYPT_KEY; the hub refuses to start
+	// without one. Default: false: auth_state is dropped at login, as in JupyterHub.
+	EnableAuthState bool `json:"enable_auth_state,omitempty"`
+
+	// CryptKey encrypts auth_state at rest: one or more 32-byte keys, hex (64 digits) or base64
+	// (44 characters), separated by ';' (JupyterHub's JUPYTERHUB_CRYPT_KEY format). The first key
+	// encrypts, all decrypt: rotate by listing a new key first. Placeholders are expanded.
+	// Default: the JUPYTERHUB_CRYPT_KEY environment variable.
+	CryptKey string `json:"crypt_key,omitempty"`
 
 	// SpawnerRaw configures how users' servers are started. Default: {"spawner": "localprocess"}.
 	SpawnerRaw json.RawMessage `json:"spawner,omitempty" caddy:"namespace=jupyterhub.spawners inline_key=spawner"`
@@ -140,6 +154,7 @@ type App struct {
 	AdminAccess bool `json:"admin_access,omitempty"`
 
 	authenticator auth.Authenticator
+	crypter       *authstate.Crypter // nil unless enable_auth_state
 	spawner       spawners.Spawner
 
 	ctx    caddy.Context

@@ -84,6 +84,10 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 			err = durationArg(d, &app.CookieMaxAge)
 		case "authenticator":
 			app.AuthenticatorRaw, err = guestModule(d, "jupyterhub.authenticators", "authenticator", &warnings)
+		case "enable_auth_state":
+			app.EnableAuthState, err = noArgs(d, true)
+		case "crypt_key":
+			err = oneArg(d, &app.CryptKey)
 		case "spawner":
 			app.SpawnerRaw, err = guestModule(d, "jupyterhub.spawners", "spawner", &warnings)
 		case "service":

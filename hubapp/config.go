@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddyhub/caddyhub/auth"
+	"github.com/caddyhub/caddyhub/auth/authstate"
 	"github.com/caddyhub/caddyhub/hubapp/rbac"
 	"github.com/caddyhub/caddyhub/spawners"
 )
@@ -130,6 +131,14 @@ func (a *App) provisionHub(ctx caddy.Context) error {
 		return fmt.Errorf("module %T is not an authenticator", mod)
 	}
 	a.authenticator = authn
+	a.crypter = nil
+	if a.EnableAuthState {
+		c, err := authstate.Keys(a.repl.ReplaceKnown(a.CryptKey, ""))
+		if err != nil {
+			return fmt.Errorf("enable_auth_state: %w", err)
+		}
+		a.crypter = c
+	}
 	mod, err = ctx.LoadModule(a, "SpawnerRaw")
 	if err != nil {
 		return fmt.Errorf("loading spawner: %w", err)

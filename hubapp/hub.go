@@ -53,6 +53,7 @@ func newHub(a *App) (*Hub, error) {
 		return nil, err
 	}
 	h.registerWeb(h.mux)
+	h.registerRedirectLogin(h.mux)
 	h.registerSpawn(h.mux)
 	h.registerAPI(h.mux)
 	return h, nil
@@ -60,6 +61,7 @@ func newHub(a *App) (*Hub, error) {
 
 // start adopts running servers and starts background work (see spawn.go, api.go).
 func (h *Hub) start() error {
+	h.startAuthenticator()
 	if err := h.startSpawn(); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -99,6 +100,11 @@ type loginData struct {
 	Error    string
 	// FormLogin is false when the authenticator cannot check a password (redirect authenticators).
 	FormLogin bool
+	// LoginService and LoginURL make the "Sign in with <LoginService>" button of a redirect
+	// authenticator; Unavailable replaces it when sign-in cannot work now.
+	LoginService string
+	LoginURL     string
+	Unavailable  string
 }
 
 // serveLoginForm is GET /hub/login: a logged-in user goes on to next (and gets fresh cookies, as
@@ -109,20 +115,42 @@ func (h *Hub) serveLoginForm(w http.ResponseWriter, r *http.Request, pr *pageReq
 		http.Redirect(w, r, h.nextURL(r, pr.user), http.StatusFound)
 		return
 	}
+	if ra := h.redirectAuthn(); ra != nil && ra.AutoLogin() && ra.Unavailable(r.Context()) == "" {
+		q := url.Values{}
+		if next := h.safeNext(r, r.URL.Query().Get("next")); next != "" {
+			q.Set("next", next)
+		}
+		http.Redirect(w, r, h.prefix+"oauth_login?"+q.Encode(), http.StatusFound)
+		return
+	}
 	h.renderLogin(w, r, pr, http.StatusOK, r.URL.Query().Get("username"), "")
 }
 
 func (h *Hub) renderLogin(w http.ResponseWriter, r *http.Request, pr *pageRequest, status int, username, msg string) {
 	_, form := h.authn.(auth.FormAuthenticator)
-	if !form && msg == "" {
+	ra := h.redirectAuthn()
+	if !form && ra == nil && msg == "" {
 		msg = "This hub's authenticator does not use a password form."
 	}
-	h.render(w, r, pr, status, "login", "Sign in", loginData{
+	data := loginData{
 		Username:  auth.Truncate(username, 255),
 		Next:      h.safeNext(r, r.FormValue("next")),
 		Error:     msg,
 		FormLogin: form,
-	})
+	}
+	if ra != nil {
+		data.LoginService = ra.LoginService()
+		data.Unavailable = ra.Unavailable(r.Context())
+		q := url.Values{}
+		if data.Next != "" {
+			q.Set("next", data.Next)
+		}
+		data.LoginURL = h.prefix + "oauth_login"
+		if len(q) > 0 {
+			data.LoginURL += "?" + q.Encode()
+		}
+	}
+	h.render(w, r, pr, status, "login", "Sign in", data)
 }
 
 // serveLogin is POST /hub/login: check the XSRF token, the throttle and the credentials, record
@@ -226,7 +254,9 @@ func loginErrorText(err error) string {
 // loginUser ensures the user record of a successful login and grants admin when the authenticator
 // says so (JupyterHub 3.0: is_admin returns True or None, so login never revokes admin). With
 // create_system_users the system account is made sure of first (a *systemUserError when that
-// fails, and then no user record is created).
+// fails, and then no user record is created). It stores the login's auth_state (encrypted; only
+// when the authenticator returned one and enable_auth_state is on) and, with manage_groups, the
+// user's groups.
 func (h *Hub) loginUser(ctx context.Context, au *auth.User) (*store.User, error) {
 	if err := h.ensureSystemUser(ctx, au.Name); err != nil {
 		return nil, err
@@ -235,20 +265,41 @@ func (h *Hub) loginUser(ctx context.Context, au *auth.User) (*store.User, error)
 	err := h.store.Update(func(tx *store.Txn) error {
 		var err error
 		u, err = tx.User(au.Name)
+		created := false
 		if errors.Is(err, store.ErrNotFound) {
 			u = &store.User{Name: au.Name, Admin: au.Admin}
+			created = true
+		} else if err != nil {
+			return err
+		}
+		changed := false
+		if au.Admin && !u.Admin {
+			u.Admin = true
+			changed = true
+		}
+		if au.AuthState != nil && h.app.crypter != nil {
+			if err := h.setAuthState(u, au.AuthState); err != nil {
+				return err
+			}
+			changed = true
+		}
+		switch {
+		case created:
 			if err := tx.CreateUser(u); err != nil {
 				return err
 			}
 			h.logger.Info("user created", zap.String("user", au.Name), zap.Bool("admin", au.Admin))
-			return nil
+		case changed:
+			if err := tx.PutUser(u); err != nil {
+				return err
+			}
 		}
-		if err != nil {
+		if h.manageGroups() {
+			if err := syncGroups(tx, u.Name, au.Groups); err != nil {
+				return fmt.Errorf("syncing the groups of %s: %w", u.Name, err)
+			}
+			u, err = tx.User(au.Name)
 			return err
-		}
-		if au.Admin && !u.Admin {
-			u.Admin = true
-			return tx.PutUser(u)
 		}
 		return nil
 	})
@@ -266,6 +317,10 @@ func (h *Hub) serveLogout(w http.ResponseWriter, r *http.Request, pr *pageReques
 			return
 		}
 	}
+	target := h.prefix + "login"
+	if pr.user != nil {
+		target = h.logoutTarget(r, pr) // before the session ends: it may need the auth_state
+	}
 	if pr.sess != nil {
 		all := r.Method == http.MethodPost && (r.FormValue("all") == "1" || r.FormValue("all") == "true")
 		var err error
@@ -282,5 +337,5 @@ func (h *Hub) serveLogout(w http.ResponseWriter, r *http.Request, pr *pageReques
 		h.logger.Info("user logged out", zap.String("user", pr.user.Name), zap.Bool("everywhere", all))
 	}
 	h.clearLoginCookies(w, r)
-	http.Redirect(w, r, h.prefix+"login", http.StatusFound)
+	http.Redirect(w, r, target, http.StatusFound)
 }

@@ -290,6 +290,12 @@ func (h *Hub) startServerWait(user *store.User, serverName string, userOptions m
 		userOptions = rec.UserOptions
 	}
 
+	authState, authEnv, err := h.spawnAuth(user)
+	if err != nil {
+		return false, err
+	}
+	_ = authState // handed to the spawner once StartRequest carries it
+
 	// Take the server: limits are checked and the op recorded under one lock.
 	op := &serverOp{kind: "spawn", progress: newProgressLog(), done: make(chan struct{})}
 	h.rt.mu.Lock()
@@ -365,7 +371,7 @@ func (h *Hub) startServerWait(user *store.User, serverName string, userOptions m
 		ServerName:    serverName,
 		Admin:         user.Admin,
 		ServicePrefix: h.serverPrefix(name, serverName),
-		Env:           h.serverEnv(name, serverName, secret),
+		Env:           mergeEnv(h.serverEnv(name, serverName, secret), authEnv),
 		DataDir:       h.app.DataDir,
 		UserOptions:   userOptions,
 	}

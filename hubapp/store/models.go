@@ -16,7 +16,10 @@ type User struct {
 	Groups       []string       `json:"groups,omitempty"`
 	Created      time.Time      `json:"created"`
 	LastActivity time.Time      `json:"last_activity,omitzero"`
-	AuthState    map[string]any `json:"auth_state,omitempty"`
+	// EncryptedAuthState is the user's auth_state (what the authenticator kept about the login),
+	// sealed by auth/authstate with the hub's crypt_key; never stored in clear. Empty when
+	// enable_auth_state is off or the authenticator keeps nothing.
+	EncryptedAuthState []byte `json:"encrypted_auth_state,omitempty"`
 	// CookieID changes when all of the user's sessions are revoked ("log out everywhere").
 	CookieID string `json:"cookie_id"`
 }
