@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	_ "github.com/caddyhub/caddyhub/auth/dummy"
+	_ "github.com/caddyhub/caddyhub/auth/oidc"
 	_ "github.com/caddyhub/caddyhub/auth/pam"
 	"github.com/caddyhub/caddyhub/internal/caddyfiletest"
 	_ "github.com/caddyhub/caddyhub/spawners/standard"

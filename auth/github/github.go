@@ -329,8 +329,8 @@ func (g *GitHub) authorize(ctx context.Context, tok *oauth2.Token) (*auth.User, 
 	}
 	admin, err := g.AuthorizeWith(name, grant)
 	if err != nil {
-		if len(why) > 0 {
-			return nil, fmt.Errorf("%w (and is %s)", err, strings.Join(why, ", "))
+		if len(why) > 0 && !strings.Contains(err.Error(), "blocked_users") {
+			return nil, fmt.Errorf("%w: %q is not in allowed_users and is %s", auth.ErrNotAllowed, auth.Truncate(name, 32), strings.Join(why, ", "))
 		}
 		return nil, err
 	}

@@ -251,8 +251,9 @@ func (o *OIDC) userFromClaims(claims map[string]any) (*auth.User, error) {
 	}
 	admin, err := o.AuthorizeWith(name, g)
 	if err != nil {
-		if len(o.AllowedGroups) > 0 && !g.Allowed {
-			return nil, fmt.Errorf("%w (and is in none of allowed_groups)", err)
+		if len(o.AllowedGroups) > 0 && !g.Allowed && !strings.Contains(err.Error(), "blocked_users") {
+			return nil, fmt.Errorf("%w: %q is in none of allowed_groups (its groups: %s) nor in allowed_users",
+				auth.ErrNotAllowed, auth.Truncate(name, 32), auth.Truncate(strings.Join(groups, ", "), 200))
 		}
 		return nil, err
 	}

@@ -10,12 +10,12 @@ import (
 
 // User is a hub user (`user/<name>`).
 type User struct {
-	Name         string         `json:"name"`
-	Admin        bool           `json:"admin"`
-	Roles        []string       `json:"roles,omitempty"`
-	Groups       []string       `json:"groups,omitempty"`
-	Created      time.Time      `json:"created"`
-	LastActivity time.Time      `json:"last_activity,omitzero"`
+	Name         string    `json:"name"`
+	Admin        bool      `json:"admin"`
+	Roles        []string  `json:"roles,omitempty"`
+	Groups       []string  `json:"groups,omitempty"`
+	Created      time.Time `json:"created"`
+	LastActivity time.Time `json:"last_activity,omitzero"`
 	// EncryptedAuthState is the user's auth_state (what the authenticator kept about the login),
 	// sealed by auth/authstate with the hub's crypt_key; never stored in clear. Empty when
 	// enable_auth_state is off or the authenticator keeps nothing.
