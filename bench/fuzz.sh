@@ -36,9 +36,10 @@ for ((i = 0; i < ${#targets[@]}; i += 2)); do
 		echo "FAIL $pkg $fn"
 		exit 1
 	fi
-	seeds=$(find "$pkg/testdata/fuzz/$fn" -type f 2>/dev/null | wc -l)
-	kept=$(find "$cache/${pkg#./}/$fn" -type f 2>/dev/null | wc -l)
-	execs=$(echo "$out" | grep -o 'execs: [0-9]*' | tail -1 | cut -d' ' -f2)
+	# (no corpus directory yet is 0, not an error: find fails, and pipefail would stop the run)
+	seeds=$( (find "$pkg/testdata/fuzz/$fn" -type f 2>/dev/null || true) | wc -l)
+	kept=$( (find "$cache/${pkg#./}/$fn" -type f 2>/dev/null || true) | wc -l)
+	execs=$( (echo "$out" | grep -o 'execs: [0-9]*' || true) | tail -1 | cut -d' ' -f2)
 	printf 'ok   %-28s %-24s %6ss  execs %-10s corpus %s (seeds %s, cached %s)\n' \
 		"$pkg" "$fn" "$(($(date +%s) - start))" "${execs:-?}" "$((seeds + kept))" "$seeds" "$kept"
 done
