@@ -220,7 +220,9 @@ func startPebble(t *testing.T, httpPort, tlsPort int, validity time.Duration, bl
 	}
 	p.mgmtHTTP = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		Proxy: nil, TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	deadline := time.Now().Add(30 * time.Second)
+	// Pebble's first start on a fresh machine competes with the other test packages for the CPU:
+	// give it two minutes to listen; it exiting early still ends the wait at once.
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		resp, err := p.mgmtHTTP.Get(p.DirURL)
 		if err == nil {
