@@ -156,6 +156,12 @@ func start(name string) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if name == "podman" {
+		// Rules left by an earlier run that was killed (see cleanup.go).
+		if removed := sweepStaleCNI(nil); len(removed) > 0 {
+			fmt.Fprintf(os.Stderr, "dockertest: removed %d stale CNI port rules: %s\n", len(removed), strings.Join(removed, ", "))
+		}
+	}
 	// Short paths: a unix socket path must fit in 108 bytes.
 	dir, err := os.MkdirTemp("", "chd-"+name[:1])
 	if err != nil {
@@ -231,10 +237,14 @@ func (e *Engine) waitReady(limit time.Duration) error {
 	}
 }
 
-// stop ends the engine: SIGTERM to the engine process (dockerd stops its
-// containerd; podman its conmons), SIGKILL to its group after 20 s.
+// stop ends the engine: its containers are removed, then SIGTERM to the engine process (dockerd
+// stops its containerd; podman its conmons), SIGKILL to its group after 20 s; Podman's leftover
+// port rules are swept.
 func (e *Engine) stop() {
+	var ids []string
 	if e.cmd != nil && e.cmd.Process != nil {
+		// Remove the containers first: their network teardown deletes their port rules.
+		ids = e.removeAll(90 * time.Second)
 		_ = e.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-e.done:
@@ -242,6 +252,9 @@ func (e *Engine) stop() {
 			_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
 			<-e.done
 		}
+	}
+	if e.Name == "podman" {
+		_ = sweepStaleCNI(ids)
 	}
 	if e.Dir != "" {
 		// Mounts of a crashed engine may remain; unmount what is under Dir.
