@@ -618,13 +618,15 @@ func (h *Hub) redirectToHubUser(w http.ResponseWriter, r *http.Request) {
 type tokenView struct {
 	ID, Note, Client           string
 	Created, LastUsed, Expires string
+	Scopes                     string // the token's own scopes, space-separated ("" for all the owner's)
 }
 
 // tokenData is the token template's data.
 type tokenData struct {
-	API      []tokenView // the user's API tokens
-	OAuth    []tokenView // tokens issued to applications (servers, services) through OAuth
-	TokenURL string      // POST here to create, <TokenURL>/<id> to DELETE (REST API)
+	API      []tokenView   // the user's API tokens
+	OAuth    []tokenView   // tokens issued to applications (servers, services) through OAuth
+	TokenURL string        // POST here to create, <TokenURL>/<id> to DELETE (REST API)
+	Scopes   []scopeChoice // the scopes the user may put on a new token (tokenpage.go)
 }
 
 // serveTokenPage is GET /hub/token: the user's API tokens and authorized applications, with a
@@ -643,7 +645,7 @@ func (h *Hub) serveTokenPage(w http.ResponseWriter, r *http.Request, pr *pageReq
 		h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not read its database. Try again in a moment.")
 		return
 	}
-	d := tokenData{TokenURL: h.prefix + "api/users/" + url.PathEscape(pr.user.Name) + "/tokens"}
+	d := tokenData{TokenURL: h.prefix + "api/users/" + url.PathEscape(pr.user.Name) + "/tokens", Scopes: h.tokenScopeChoices(pr)}
 	when := func(t time.Time) string {
 		if t.IsZero() {
 			return "never"
@@ -651,7 +653,7 @@ func (h *Hub) serveTokenPage(w http.ResponseWriter, r *http.Request, pr *pageReq
 		return t.UTC().Format("2006-01-02 15:04 UTC")
 	}
 	for _, t := range toks {
-		v := tokenView{ID: t.ID, Note: t.Note, Client: t.OAuthClient, Created: when(t.Created), LastUsed: when(t.LastActivity), Expires: when(t.ExpiresAt)}
+		v := tokenView{ID: t.ID, Note: t.Note, Client: t.OAuthClient, Created: when(t.Created), LastUsed: when(t.LastActivity), Expires: when(t.ExpiresAt), Scopes: tokenScopesText(t.Scopes)}
 		switch t.Kind {
 		case "oauth":
 			d.OAuth = append(d.OAuth, v)

@@ -1,0 +1,104 @@
+package tests
+
+// The token page in headless Chromium against the real binary: alice requests a token narrowed to
+// one scope from the page's checklist, an HTTP client uses it (an allowed call and refused ones),
+// she revokes it and the table gives way to "No API tokens" without a reload; the token no longer
+// works. The page is checked for horizontal overflow at 1280×800 and 390×844.
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+func TestBrowserTokenPageE2E(t *testing.T) {
+	chromium := Require(t, "chromium")
+	dir := t.TempDir()
+	shots := screenshotDir(t)
+	public, hubAPI, proxyAPI := FreePort(t), FreePort(t), FreePort(t)
+	// No server is started here: the spawner's command is never run.
+	Start(t, dir, browserCaddyfile(dir, public, hubAPI, proxyAPI, "/bin/false", ""))
+	base := URL(public, "")
+
+	ctx := newChromium(t, chromium)
+	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		c, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		if err := chromedp.Do(c, actions...); err != nil {
+			failureShot(t, ctx, shots, "token-failure")
+			t.Fatalf("%s: %v (at %s)", what, err, browserLocation(ctx))
+		}
+	}
+	poll := func(what, cond string) {
+		t.Helper()
+		// Evaluated again and again rather than chromedp.Poll, which fails when the page navigates.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			c, cancel := context.WithTimeout(ctx, 10*time.Second)
+			ok, err := chromedp.Run(c, chromedp.Evaluate[bool](cond))
+			cancel()
+			if err == nil && ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				failureShot(t, ctx, shots, "token-failure")
+				t.Fatalf("%s: not within 30s (at %s; last error %v)", what, browserLocation(ctx), err)
+			}
+			time.Sleep(100 * time.Millisecond) // polling a condition with a deadline
+		}
+	}
+	step("log in",
+		chromedp.Navigate(base+"/hub/login?next=%2Fhub%2Ftoken"),
+		chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.SendKeys(chromedp.ID("username"), "alice"),
+		chromedp.SendKeys(chromedp.ID("password"), browserPassword),
+		chromedp.Click(chromedp.CSS(`form[action*="/hub/login"] button[type="submit"]`)),
+	)
+	poll("the token page", `location.pathname === "/hub/token" && document.readyState === "complete"`)
+	empty, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.querySelector("#api-tokens .empty").hidden && document.querySelector("#api-tokens table").hidden`))
+	if !empty {
+		t.Error(`the token page of a user without tokens does not say "No API tokens"`)
+	}
+	checkLayout(t, ctx, shots, "token-page")
+
+	const narrow = "read:users!user=alice"
+	step("request a token narrowed to "+narrow,
+		chromedp.SendKeys(chromedp.ID("token-note"), "narrow e2e"),
+		chromedp.Click(chromedp.CSS(`#token-scopes input[value="`+narrow+`"]`)),
+		chromedp.Click(chromedp.CSS(`#new-token button[type="submit"]`)),
+	)
+	poll("the new token shown", `document.getElementById("token-value").textContent.length > 0 || !document.getElementById("token-error").hidden`)
+	token, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("token-value")))
+	if err != nil || token == "" {
+		msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("token-error")))
+		t.Fatalf("no token shown (%v): %s", err, msg)
+	}
+	checkLayout(t, ctx, shots, "token-created")
+
+	// The HTTP client: the narrowed token reads alice's model, and nothing more.
+	if st, b := GetJSON(t, base+"/hub/api/users/alice", token); st != http.StatusOK || !strings.Contains(string(b), `"name":"alice"`) {
+		t.Errorf("GET /hub/api/users/alice with the narrowed token: %d %s, want 200", st, b)
+	}
+	if st, b := GetJSON(t, base+"/hub/api/users/alice/tokens", token); st != http.StatusForbidden {
+		t.Errorf("GET alice's tokens with a token without read:tokens: %d %s, want 403", st, b)
+	}
+	if st, b := Do(t, "POST", base+"/hub/api/users/alice/server", token, nil); st != http.StatusForbidden {
+		t.Errorf("POST alice's server with a token without servers: %d %s, want 403", st, b)
+	}
+
+	step("reload the token page", chromedp.Navigate(base+"/hub/token"))
+	poll("the token listed", `document.querySelectorAll("#api-tokens tbody tr").length === 1 && document.querySelector("#api-tokens tbody tr").textContent.includes("`+narrow+`")`)
+	checkLayout(t, ctx, shots, "token-listed")
+	step("mark the document", chromedp.Evaluate[chromedp.Void](`window.e2eSame = true`))
+	step("revoke", chromedp.Click(chromedp.CSS(`#api-tokens button[data-revoke]`)))
+	poll(`"No API tokens" after the revoke, without a reload`, `window.e2eSame === true && document.querySelector("#api-tokens table").hidden && !document.querySelector("#api-tokens .empty").hidden`)
+	checkLayout(t, ctx, shots, "token-revoked")
+	if st, _ := GetJSON(t, base+"/hub/api/users/alice", token); st != http.StatusForbidden {
+		t.Errorf("GET /hub/api/users/alice with the revoked token: %d, want 403", st)
+	}
+}
