@@ -6,11 +6,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -169,6 +173,9 @@ func (p *proxy) cut() int {
 	return n
 }
 
+// TestIntegrationWatchCutMidSpawn cuts every connection of the spawner (its pod and event watches)
+// once the pod exists and the spawner waits for it to run, and only then lets the kubelet run it: the
+// informer must watch again from where it was and see the pod become ready.
 func TestIntegrationWatchCutMidSpawn(t *testing.T) {
 	c := k8stest.Start(t)
 	c.CreateNamespace(t, "hub")
@@ -182,10 +189,18 @@ func TestIntegrationWatchCutMidSpawn(t *testing.T) {
 		err error
 	}
 	done := make(chan result, 1)
+	created := make(chan struct{})
+	var once sync.Once
 	go func() {
-		srv, err := s.Start(context.Background(), startReq("carol"), nil)
+		srv, err := s.Start(context.Background(), startReq("carol"), func(e spawners.Event) {
+			if strings.HasPrefix(e.Message, "Pod ") && strings.Contains(e.Message, " created") {
+				once.Do(func() { close(created) })
+			}
+		})
 		done <- result{srv, err}
 	}()
+	// The spawner has its create answer (and waits on the informer), and the kubelet holds the pod.
+	<-created
 	pod := <-held
 	if n := px.cut(); n == 0 {
 		t.Fatal("no connection to cut")
@@ -196,8 +211,81 @@ func TestIntegrationWatchCutMidSpawn(t *testing.T) {
 		if r.err != nil {
 			t.Fatalf("start after the watch was cut: %v", r.err)
 		}
+		st, _ := parseState(r.srv.State)
+		if st.UID != pod.UID {
+			t.Errorf("started pod %s, the kubelet ran %s", st.UID, pod.UID)
+		}
 	case <-time.After(45 * time.Second):
 		t.Fatal("start did not finish after the watch was cut")
+	}
+}
+
+// lossyTransport loses the answer of the first pod creation (the API server carries it out, the
+// spawner sees the connection break), then refuses the requests refuse says, as if the API server
+// had become unreachable.
+type lossyTransport struct {
+	next   http.RoundTripper
+	lost   atomic.Bool
+	refuse func(*http.Request) bool
+}
+
+func (l *lossyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/pods") && l.lost.CompareAndSwap(false, true) {
+		resp, err := l.next.RoundTrip(r)
+		if err != nil {
+			return nil, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			return nil, fmt.Errorf("the pod creation to lose got status %d", resp.StatusCode)
+		}
+		return nil, io.ErrUnexpectedEOF
+	}
+	if l.lost.Load() && l.refuse != nil && l.refuse(r) {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	}
+	return l.next.RoundTrip(r)
+}
+
+// TestIntegrationCreateAnswerLost: a pod creation the API server carried out but whose answer never
+// came back. The start finds its pod by its unique name and goes on with it; when the API server then
+// refuses everything but deletions, the start fails and deletes the pod by name: none is left.
+func TestIntegrationCreateAnswerLost(t *testing.T) {
+	c := k8stest.Start(t)
+	c.CreateNamespace(t, "hub")
+	c.StartKubelet(t, "hub")
+	ctx := context.Background()
+	userPods := func(user string) []corev1.Pod {
+		list, err := c.Client.CoreV1().Pods("hub").List(ctx, metav1.ListOptions{LabelSelector: LabelUser + "=" + user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return list.Items
+	}
+
+	lt := &lossyTransport{}
+	s := realSpawner(t, c, c.URL, func(s *Spawner) {
+		s.wrapTransport = func(rt http.RoundTripper) http.RoundTripper { lt.next = rt; return lt }
+	})
+	srv, err := s.Start(ctx, startReq("erin"), nil)
+	if err != nil {
+		t.Fatalf("start after a lost create answer: %v", err)
+	}
+	st, _ := parseState(srv.State)
+	if pods := userPods("erin"); len(pods) != 1 || pods[0].UID != st.UID {
+		t.Fatalf("pods of erin %d, state %+v", len(pods), st)
+	}
+
+	lt2 := &lossyTransport{refuse: func(r *http.Request) bool { return r.Method != http.MethodDelete }}
+	s2 := realSpawner(t, c, c.URL, func(s *Spawner) {
+		s.wrapTransport = func(rt http.RoundTripper) http.RoundTripper { lt2.next = rt; return lt2 }
+	})
+	if _, err := s2.Start(ctx, startReq("fred"), nil); err == nil || !strings.Contains(err.Error(), "could not be reached") {
+		t.Fatalf("start with the API server gone after a lost create answer: %v", err)
+	}
+	if pods := userPods("fred"); len(pods) != 0 {
+		t.Fatalf("%d pods of fred left behind", len(pods))
 	}
 }
 

@@ -30,6 +30,8 @@ type fakeCluster struct {
 	mu     sync.Mutex
 	verbs  map[string]int
 	nextID atomic.Int64
+	// hook, when set before use, may answer a request itself (after it is counted).
+	hook k8stesting.ReactionFunc
 }
 
 func newFakeCluster() *fakeCluster {
@@ -42,6 +44,9 @@ func newFakeCluster() *fakeCluster {
 			if m, ok := c.GetObject().(metav1.Object); ok && m.GetUID() == "" {
 				m.SetUID(types.UID("uid-" + string(rune('a'+fc.nextID.Add(1)%26)) + time.Now().Format("150405.000000000")))
 			}
+		}
+		if fc.hook != nil {
+			return fc.hook(a)
 		}
 		return false, nil, nil
 	})

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -52,8 +51,12 @@ func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progres
 		if st.PVC == "" {
 			st.PVC = newName("claim", req.User, req.ServerName)
 		}
-		_, err := s.client.CoreV1().PersistentVolumeClaims(st.Namespace).Create(ctx, s.buildPVC(req.User, st.Namespace, st.PVC), metav1.CreateOptions{})
-		if err != nil && !apierrors.IsAlreadyExists(err) {
+		claim := s.buildPVC(req.User, st.Namespace, st.PVC)
+		err := createOnce(ctx, true, func() error {
+			_, err := s.client.CoreV1().PersistentVolumeClaims(st.Namespace).Create(ctx, claim, metav1.CreateOptions{})
+			return err
+		})
+		if err != nil {
 			return nil, s.apiError(fmt.Errorf("creating claim %s: %w", st.PVC, err))
 		}
 	}
@@ -76,8 +79,11 @@ func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progres
 		s.mu.Unlock()
 	}()
 
-	created, err := s.client.CoreV1().Pods(st.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	created, err := s.createPod(ctx, pod)
 	if err != nil {
+		if maybeCreated(err) {
+			s.deleteLeftover(st)
+		}
 		return nil, s.apiError(fmt.Errorf("creating pod %s: %w", st.Pod, err))
 	}
 	st.UID = created.UID
@@ -87,16 +93,20 @@ func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progres
 	ok := false
 	defer func() {
 		if !ok {
-			s.cleanup(st)
+			s.deleteLeftover(st)
 		}
 	}()
 	progress(spawners.Event{Progress: 10, Message: "Pod " + st.Pod + " created in namespace " + st.Namespace + "."})
 	if s.PerUserService {
 		svc := s.buildService(created)
-		if _, err := s.client.CoreV1().Services(st.Namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		st.Service = svc.Name // deleted with the pod if the start fails, even when its creation's outcome is unknown
+		err := createOnce(ctx, true, func() error {
+			_, err := s.client.CoreV1().Services(st.Namespace).Create(ctx, svc, metav1.CreateOptions{})
+			return err
+		})
+		if err != nil {
 			return nil, s.apiError(fmt.Errorf("creating service %s: %w", svc.Name, err))
 		}
-		st.Service = svc.Name
 	}
 
 	running, err := s.waitRunning(ctx, key, st.UID, wake, sink, progress)
@@ -149,10 +159,13 @@ func (s *Spawner) ensureNamespace(ctx context.Context, ns, user string) error {
 	}
 	labels := s.baseLabels()
 	labels[LabelUser] = labelSafe(user)
-	_, err := s.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels, Annotations: map[string]string{AnnotationUsername: user}},
-	}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
+	err := createOnce(ctx, true, func() error {
+		_, err := s.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
+			ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels, Annotations: map[string]string{AnnotationUsername: user}},
+		}, metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("creating namespace %s: %w", ns, err)
 	}
 	s.mu.Lock()
@@ -259,14 +272,4 @@ func (s *Spawner) apiError(err error) error {
 		msg = "A Kubernetes object of that name exists already: " + err.Error()
 	}
 	return &spawners.StartError{Kind: spawners.ErrExitedEarly, Msg: msg, Cause: err}
-}
-
-// cleanup deletes what a failed start created, at once (no grace), with its own time budget: the
-// start's context may be what ended it.
-func (s *Spawner) cleanup(st state) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := s.deletePod(ctx, st, 0); err != nil {
-		s.logger.Error("deleting the pod of a failed start", zap.String("pod", st.Pod), zap.String("namespace", st.Namespace), zap.Error(err))
-	}
 }
