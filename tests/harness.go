@@ -157,7 +157,9 @@ func URL(port int, path string) string {
 func Client() *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
-		Timeout:   10 * time.Second,
+		// Longer than the hub's own 10 s wait before it answers a start with 202 (slow_spawn_timeout):
+		// at 10 s a slow start raced the hub's answer and failed as a client timeout.
+		Timeout: 30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
