@@ -153,7 +153,7 @@ func URL(port int, path string) string {
 }
 
 // Client returns an HTTP client for talking to test servers: no proxy from the environment, no
-// redirects followed, no connection reuse (so a restarted server is seen at once), 10s timeout.
+// redirects followed, no connection reuse (so a restarted server is seen at once), 30 s timeout.
 func Client() *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
