@@ -61,9 +61,9 @@ type Cluster struct {
 
 // Require skips the test when the binaries are missing, or fails it under HUB_REQUIRE_K8S=1.
 //
-// This tier has its own switch instead of HUB_REQUIRE_E2E: .ci/run does not build the
-// apiserver yet (the first build takes half an hour here), so CI would fail on every
-// run; set HUB_REQUIRE_K8S=1 once tests/k8s/build-binaries.sh has run.
+// This tier has its own switch instead of HUB_REQUIRE_E2E, because its binaries take half an hour
+// to build the first time: .ci/run builds them (tests/k8s/build-binaries.sh) and then sets
+// HUB_REQUIRE_K8S=1 for the tier; elsewhere set it once the script has run.
 func Require(t testing.TB) (apiserver, etcd string) {
 	t.Helper()
 	dir := BinDir()
