@@ -29,8 +29,6 @@ func newAPISpawner() *apiSpawner {
 	s.opts.PollInterval = caddy.Duration(time.Hour)
 	s.opts.StartTimeout = caddy.Duration(5 * time.Second)
 	s.opts.HTTPTimeout = caddy.Duration(5 * time.Second)
-	s.opts.TermTimeout = caddy.Duration(time.Second)
-	s.opts.KillTimeout = caddy.Duration(time.Second)
 	return s
 }
 
@@ -40,7 +38,7 @@ func (s *apiSpawner) Start(_ context.Context, req *spawners.StartRequest, _ func
 	s.alive[id] = true
 	s.mu.Unlock()
 	b, _ := json.Marshal(map[string]string{"id": id})
-	return &spawners.Server{URL: "http://127.0.0.1:9", State: b}, nil
+	return &spawners.Server{URL: fakeBackendURL(), State: b}, nil
 }
 
 func (s *apiSpawner) Poll(_ context.Context, state json.RawMessage) (bool, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -215,7 +216,39 @@ func (a *App) validateHub() error {
 	if a.Culler != nil && a.Culler.Timeout < 0 {
 		return fmt.Errorf("culler timeout must not be negative")
 	}
-	return nil
+	return a.validateHubReachable()
+}
+
+// validateHubReachable refuses a spawner whose servers run elsewhere (spawners.RemoteSpawner: a
+// container, a pod) when the address those servers are told to reach the hub API at is loopback:
+// every server would fail to authenticate its users, after a start that looked successful.
+func (a *App) validateHubReachable() error {
+	rs, ok := a.spawner.(spawners.RemoteSpawner)
+	if !ok || !rs.RunsElsewhere() {
+		return nil
+	}
+	what, host := "hub_api "+a.HubAPI, ""
+	if a.HubConnectURL != "" {
+		u, err := url.Parse(a.HubConnectURL)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("hub_connect_url %q: want an absolute URL such as http://10.0.0.5:8081", a.HubConnectURL)
+		}
+		what, host = "hub_connect_url "+a.HubConnectURL, u.Hostname()
+	} else if h, _, err := splitHostPort(a.HubAPI); err == nil {
+		host = h
+	}
+	ip := net.ParseIP(host)
+	loopback := host == "" || strings.EqualFold(host, "localhost") || (ip != nil && (ip.IsLoopback() || ip.IsUnspecified()))
+	if !loopback {
+		return nil
+	}
+	name := fmt.Sprintf("%T", a.spawner)
+	if m, ok := a.spawner.(caddy.Module); ok {
+		name = m.CaddyModule().ID.Name()
+	}
+	return fmt.Errorf("spawner %s runs servers outside the hub's host (containers or pods), where %s is not the hub: "+
+		"set hub_connect_url to an address they can reach (e.g. hub_connect_url http://<the hub's address on their network>:<port>) "+
+		"and hub_api to listen on that address", name, what)
 }
 
 // splitHostPort splits a listen or connect address and checks the port's range.

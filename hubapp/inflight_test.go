@@ -27,7 +27,7 @@ func TestLaunchedPersistsStateBeforeReady(t *testing.T) {
 			launched, release := make(chan error, 1), make(chan struct{})
 			sp := newFakeSpawner()
 			sp.startFn = func(ctx context.Context, req *spawners.StartRequest, _ func(spawners.Event)) (*spawners.Server, error) {
-				srv := &spawners.Server{URL: "http://127.0.0.1:7", State: fakeStateOf("alice/")}
+				srv := &spawners.Server{URL: fakeBackendURL(), State: fakeStateOf("alice/")}
 				sp.mu.Lock()
 				sp.alive["alice/"] = true
 				sp.mu.Unlock()
@@ -53,7 +53,7 @@ func TestLaunchedPersistsStateBeforeReady(t *testing.T) {
 				t.Fatalf("Launched: %v", err)
 			}
 			s := getServer(t, h, "alice", "")
-			if s.Pending != "spawn" || s.Ready || s.Target != "http://127.0.0.1:7" || string(s.State) != string(fakeStateOf("alice/")) {
+			if s.Pending != "spawn" || s.Ready || s.Target != fakeBackendURL() || string(s.State) != string(fakeStateOf("alice/")) {
 				t.Fatalf("record after Launched: %+v", s)
 			}
 			if h.table.Get("/user/alice") != nil {

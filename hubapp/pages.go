@@ -176,6 +176,15 @@ type spawnData struct {
 	Action   string // form action (with next)
 	Error    string
 	OnBehalf bool
+	// Profiles are the spawner's choices (spawners.OptionsSpawner), shown as a select named
+	// "profile"; none when the spawner offers none.
+	Profiles []profileView
+}
+
+// profileView is one profile on the spawn page.
+type profileView struct {
+	Name, Label, Description string
+	Selected                 bool
 }
 
 // serveSpawnPage is GET /hub/spawn[/{user}[/{server}]], JupyterHub's SpawnHandler.get with no
@@ -206,6 +215,12 @@ func (h *Hub) serveSpawnPage(w http.ResponseWriter, r *http.Request, pr *pageReq
 	opts, err := h.userOptionsFromQuery(q)
 	if err != nil {
 		h.renderSpawn(w, r, pr, http.StatusUnprocessableEntity, u, server, srv, next, err.Error())
+		return
+	}
+	if opts == nil && len(h.profiles()) > 0 {
+		// An options form and no options in the query: the user chooses first (JupyterHub's
+		// SpawnHandler.get with an options_form).
+		h.renderSpawn(w, r, pr, http.StatusOK, u, server, srv, next, "")
 		return
 	}
 	h.startFromPage(w, r, pr, u, server, opts, next, true)
@@ -261,12 +276,21 @@ func (h *Hub) renderSpawn(w http.ResponseWriter, r *http.Request, pr *pageReques
 	if msg == "" && srv != nil {
 		msg = failureText(srv.Failure)
 	}
+	var profiles []profileView
+	if list := h.profiles(); len(list) > 0 {
+		def, _ := findProfile(list, "")
+		for _, p := range list {
+			profiles = append(profiles, profileView{Name: p.Name, Label: cmp.Or(p.DisplayName, p.Name),
+				Description: p.Description, Selected: p.Name == def.Name})
+		}
+	}
 	h.render(w, r, pr, status, "spawn", "Start a server", spawnData{
 		For:      u.Name,
 		Server:   v,
 		Action:   withNext(v.SpawnURL, next),
 		Error:    msg,
 		OnBehalf: u.Name != pr.user.Name,
+		Profiles: profiles,
 	})
 }
 

@@ -289,6 +289,9 @@ func (h *Hub) startServerWait(user *store.User, serverName string, userOptions m
 	if userOptions == nil && rec != nil {
 		userOptions = rec.UserOptions
 	}
+	if userOptions, err = h.validateUserOptions(userOptions); err != nil {
+		return false, err
+	}
 
 	authState, authEnv, err := h.spawnAuth(user)
 	if err != nil {
@@ -374,6 +377,7 @@ func (h *Hub) startServerWait(user *store.User, serverName string, userOptions m
 		Env:           mergeEnv(h.serverEnv(name, serverName, secret), authEnv),
 		DataDir:       h.app.DataDir,
 		UserOptions:   userOptions,
+		AuthState:     user.AuthState,
 	}
 	req.Launched = func(srv *spawners.Server) error { return h.recordLaunched(name, serverName, srv) }
 	h.logger.Info("spawning server", zap.String("user", name), zap.String("server", serverName))
@@ -399,27 +403,21 @@ func logName(user, server string) string {
 	return user + "'s server " + server
 }
 
-// runSpawn runs the spawner and records the outcome.
+// runSpawn runs the spawner (spawnerStart → spawners.StartAndWait: start, record the launched
+// server, wait until it answers) and records the outcome: route and ready, or a failure that leaves nothing behind.
 func (h *Hub) runSpawn(key string, op *serverOp, req *spawners.StartRequest) {
 	o := h.spawner.Common()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.StartTimeout)+time.Duration(o.HTTPTimeout)+30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.StartTimeout)+30*time.Second)
 	defer cancel()
 	began := time.Now()
 	srv, err := h.spawnerStart(ctx, req, func(ev spawners.Event) {
 		op.progress.add(map[string]any{"progress": ev.Progress, "message": ev.Message})
 	})
-	if err == nil && srv == nil {
-		err = errors.New("the spawner returned no server")
-	}
 	if err == nil {
 		err = h.recordStarted(req.User, req.ServerName, srv)
 		if err != nil {
 			// The server runs but cannot be routed or recorded: stop it, leave nothing behind.
-			sctx, scancel := context.WithTimeout(context.Background(), time.Duration(o.TermTimeout)+time.Duration(o.KillTimeout)+5*time.Second)
-			if serr := h.spawnerStop(sctx, req.User, srv.State); serr != nil {
-				h.logger.Error("stopping server that could not be recorded", zap.String("user", req.User), zap.Error(serr))
-			}
-			scancel()
+			h.stopQuietly(req.User, req.ServerName, srv.State, "stopping server that could not be recorded")
 		}
 	}
 	if err != nil {
@@ -428,6 +426,19 @@ func (h *Hub) runSpawn(key string, op *serverOp, req *spawners.StartRequest) {
 		h.observeSpawn("success", time.Since(began))
 	}
 	h.endSpawn(key, op, req.User, req.ServerName, srv, err, began)
+}
+
+// stopTimeout bounds one spawner Stop. Spawners bound their own grace periods (term_timeout and
+// kill_timeout for local processes); this only keeps a stuck engine from holding a server forever.
+const stopTimeout = 2 * time.Minute
+
+// stopQuietly stops a server through the spawner after a failure, logging (not returning) an error.
+func (h *Hub) stopQuietly(user, server string, state json.RawMessage, what string) {
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	if err := h.spawnerStop(ctx, user, state); err != nil {
+		h.logger.Error(what, zap.String("user", user), zap.String("server", server), zap.Error(err))
+	}
 }
 
 // endSpawn records how a spawn ended (a failure cleans up with recordFailed; a success was recorded
@@ -669,8 +680,7 @@ func (h *Hub) runStop(rec *store.Server) error {
 	if _, err := h.table.Delete(h.routeKey(user, server)); err != nil {
 		h.logger.Error("deleting route", zap.String("user", user), zap.Error(err))
 	}
-	o := h.spawner.Common()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.TermTimeout)+time.Duration(o.KillTimeout)+10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
 	stopStart := time.Now()
 	stopErr := h.spawnerStop(ctx, user, rec.State)
@@ -1011,71 +1021,27 @@ func (h *Hub) adoptLaunchedSpawn(key string, op *serverOp, s *store.Server) bool
 	return true
 }
 
-// finishResumedSpawn waits, at most http_timeout, until a resumed spawn's server answers HTTP on its
-// prefix, then finishes the spawn as runSpawn does (route, ready, progress 100). A server that exits
-// or never answers is stopped through the spawner and recorded as a failed spawn (credentials
-// revoked), so nothing is left running.
+// finishResumedSpawn waits, as a fresh spawn does (spawners.WaitUp, within http_timeout), until a
+// resumed spawn's server answers HTTP on its prefix, then finishes the spawn as runSpawn does (route,
+// ready, progress 100). The server is not the hub's child: WaitUp polls the spawner to notice that
+// it exited. A server that exits or never answers is stopped through the spawner and recorded as a
+// failed spawn (credentials revoked), so nothing is left running.
 func (h *Hub) finishResumedSpawn(key string, op *serverOp, s *store.Server) {
 	user, server := s.User, s.Name
 	o := h.spawner.Common()
-	wait := time.Duration(o.HTTPTimeout)
-	if wait <= 0 {
-		wait = 30 * time.Second
-	}
 	began := time.Now()
-	url := s.Target + h.serverPrefix(user, server)
-	ctx, cancel := context.WithTimeout(context.Background(), wait+10*time.Second)
-	gone := make(chan struct{})
-	go h.watchProcess(ctx, s.State, gone)
-	err := spawners.WaitHTTP(ctx, url, gone, began.Add(wait))
-	cancel()
-	switch {
-	case errors.Is(err, spawners.ErrExitedEarly):
-		err = &spawners.StartError{Kind: spawners.ErrExitedEarly, Msg: "the server exited before it answered"}
-	case errors.Is(err, spawners.ErrHTTPTimeout):
-		err = &spawners.StartError{Kind: spawners.ErrHTTPTimeout,
-			Msg: fmt.Sprintf("the server did not answer at %s within http_timeout (%s)", url, wait)}
-	case err != nil:
-		err = fmt.Errorf("waiting for the server to answer: %w", err)
-	}
 	srv := &spawners.Server{URL: s.Target, State: s.State}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.HTTPTimeout)+10*time.Second)
+	err := spawners.WaitUp(ctx, h.spawner, srv, h.serverPrefix(user, server), began)
+	cancel()
 	if err == nil {
 		err = h.recordStarted(user, server, srv)
 	}
 	if err != nil {
-		sctx, scancel := context.WithTimeout(context.Background(), time.Duration(o.TermTimeout)+time.Duration(o.KillTimeout)+5*time.Second)
-		if serr := h.spawnerStop(sctx, user, s.State); serr != nil {
-			h.logger.Error("stopping server whose resumed spawn failed", zap.String("user", user), zap.String("server", server), zap.Error(serr))
-		}
-		scancel()
+		h.stopQuietly(user, server, s.State, "stopping server whose resumed spawn failed")
 	}
 	h.endSpawn(key, op, user, server, srv, err, began)
 }
-
-// watchProcess polls a server's process until ctx ends and closes gone when the spawner says it no
-// longer runs (a resumed spawn's process is not our child: no exit notification).
-func (h *Hub) watchProcess(ctx context.Context, state json.RawMessage, gone chan<- struct{}) {
-	t := time.NewTicker(resumedSpawnPollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		running, err := h.spawner.Poll(pctx, state)
-		cancel()
-		if err == nil && !running {
-			close(gone)
-			return
-		}
-	}
-}
-
-// resumedSpawnPollInterval is how often a resumed spawn checks that its process still runs while it
-// waits for HTTP (one Poll is a signal and a /proc read for local processes).
-var resumedSpawnPollInterval = 250 * time.Millisecond
 
 // adoptOne polls one recorded ready server; alive servers get their route back if it is missing.
 // Dead ones lose their route here; their records are updated in a batch by the caller. It finishes a
@@ -1094,12 +1060,7 @@ func (h *Hub) adoptOne(s *store.Server) bool {
 		ok = err == nil && running
 	} else if s.Pending == "stop" && len(s.State) > 0 {
 		// A stop the previous hub did not finish: finish it.
-		o := h.spawner.Common()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.TermTimeout)+time.Duration(o.KillTimeout)+5*time.Second)
-		if err := h.spawnerStop(ctx, s.User, s.State); err != nil {
-			h.logger.Error("finishing interrupted stop", zap.String("user", s.User), zap.Error(err))
-		}
-		cancel()
+		h.stopQuietly(s.User, s.Name, s.State, "finishing interrupted stop")
 	}
 	if !ok {
 		return false // the caller drops the route with the record, in a batch

@@ -45,10 +45,18 @@ func newFakeSpawner() *fakeSpawner {
 	f.opts.PollInterval = caddy.Duration(time.Hour)
 	f.opts.StartTimeout = caddy.Duration(5 * time.Second)
 	f.opts.HTTPTimeout = caddy.Duration(5 * time.Second)
-	f.opts.TermTimeout = caddy.Duration(time.Second)
-	f.opts.KillTimeout = caddy.Duration(time.Second)
 	return f
 }
+
+// fakeBackend answers every request with 200: the server the fake spawners' "servers" are, so that
+// the hub's wait for a started server to answer HTTP succeeds at once. It lives as long as the test
+// binary.
+var fakeBackend = sync.OnceValue(func() *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+})
+
+// fakeBackendURL is fakeBackend's URL, what fake spawners return as their servers' URL.
+func fakeBackendURL() string { return fakeBackend().URL }
 
 func fakeStateOf(id string) json.RawMessage {
 	b, _ := json.Marshal(fakeState{ID: id})
@@ -68,7 +76,7 @@ func (f *fakeSpawner) Start(ctx context.Context, req *spawners.StartRequest, pro
 	f.mu.Lock()
 	f.alive[id] = true
 	f.mu.Unlock()
-	return &spawners.Server{URL: "http://127.0.0.1:1", State: fakeStateOf(id)}, nil
+	return &spawners.Server{URL: fakeBackendURL(), State: fakeStateOf(id)}, nil
 }
 
 func (f *fakeSpawner) Poll(_ context.Context, state json.RawMessage) (bool, error) {
@@ -222,11 +230,11 @@ func TestStartStopServer(t *testing.T) {
 		t.Fatalf("startServer = %v, %v; want ready at once", pending, err)
 	}
 	s := getServer(t, h, "alice", "")
-	if !s.Ready || s.Pending != "" || s.Target != "http://127.0.0.1:1" || s.Started.IsZero() || s.UserOptions["size"] != "big" {
+	if !s.Ready || s.Pending != "" || s.Target != fakeBackendURL() || s.Started.IsZero() || s.UserOptions["size"] != "big" {
 		t.Fatalf("server record after start: %+v", s)
 	}
 	r := h.table.Get("/user/alice")
-	if r == nil || r.Target() != "http://127.0.0.1:1" || r.Data()["user"] != "alice" || r.Data()["jupyterhub"] != true {
+	if r == nil || r.Target() != fakeBackendURL() || r.Data()["user"] != "alice" || r.Data()["jupyterhub"] != true {
 		t.Fatalf("route after start: %+v", r)
 	}
 	toks := tokensOf(t, h, "alice", "server")
@@ -413,7 +421,7 @@ func TestSpawnLimitsAndRefusals(t *testing.T) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		return &spawners.Server{URL: "http://127.0.0.1:1", State: fakeStateOf(serverKey(req.User, req.ServerName))}, nil
+		return &spawners.Server{URL: fakeBackendURL(), State: fakeStateOf(serverKey(req.User, req.ServerName))}, nil
 	}
 	old := slowSpawnTimeout
 	slowSpawnTimeout = 50 * time.Millisecond
@@ -567,7 +575,7 @@ func TestProgressStream(t *testing.T) {
 	sp.startFn = func(ctx context.Context, req *spawners.StartRequest, progress func(spawners.Event)) (*spawners.Server, error) {
 		progress(spawners.Event{Progress: 30, Message: "process started"})
 		<-release
-		return &spawners.Server{URL: "http://127.0.0.1:1", State: fakeStateOf("alice/")}, nil
+		return &spawners.Server{URL: fakeBackendURL(), State: fakeStateOf("alice/")}, nil
 	}
 	old := slowSpawnTimeout
 	slowSpawnTimeout = 10 * time.Millisecond
@@ -945,7 +953,7 @@ func TestReloadDuringSpawn(t *testing.T) {
 	sp := newFakeSpawner()
 	launched := make(chan error, 1)
 	sp.startFn = func(ctx context.Context, req *spawners.StartRequest, _ func(spawners.Event)) (*spawners.Server, error) {
-		srv := &spawners.Server{URL: "http://127.0.0.1:1", State: fakeStateOf("alice/")}
+		srv := &spawners.Server{URL: fakeBackendURL(), State: fakeStateOf("alice/")}
 		sp.mu.Lock()
 		sp.alive["alice/"] = true
 		sp.mu.Unlock()

@@ -19,11 +19,12 @@ import (
 // spawnHookTimeout bounds one call of a spawn hook.
 const spawnHookTimeout = 30 * time.Second
 
-// spawnerStart asks the spawner to start a server, after the authenticator's PreSpawnStart. A
+// spawnerStart starts a server and waits until it answers (spawners.StartAndWait), after the
+// authenticator's PreSpawnStart. A
 // failed start is followed by PostSpawnStop, as JupyterHub stops a failed spawn.
 func (h *Hub) spawnerStart(ctx context.Context, req *spawners.StartRequest, progress func(spawners.Event)) (*spawners.Server, error) {
 	h.preSpawnStart(ctx, req.User)
-	srv, err := h.spawner.Start(ctx, req, progress)
+	srv, err := spawners.StartAndWait(ctx, h.spawner, req, progress)
 	if err != nil {
 		h.postSpawnStop(req.User)
 	}

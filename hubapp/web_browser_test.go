@@ -29,12 +29,10 @@ func TestPagesInBrowser(t *testing.T) {
 	old := slowSpawnTimeout
 	slowSpawnTimeout = 10 * time.Millisecond
 	t.Cleanup(func() { slowSpawnTimeout = old })
-	sp := &gatedSpawner{gate: make(chan struct{}), backend: "http://127.0.0.1:1"}
+	sp := &gatedSpawner{gate: make(chan struct{}), backend: fakeBackendURL()}
 	sp.opts.StartTimeout = caddy.Duration(10 * time.Second)
 	sp.opts.HTTPTimeout = caddy.Duration(10 * time.Second)
 	sp.opts.PollInterval = caddy.Duration(time.Hour)
-	sp.opts.TermTimeout = caddy.Duration(time.Second)
-	sp.opts.KillTimeout = caddy.Duration(time.Second)
 	wh := newWebHub(t, false, func(a *App) {
 		a.spawner = sp
 		a.DataDir = t.TempDir()

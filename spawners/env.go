@@ -2,7 +2,6 @@ package spawners
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -12,10 +11,11 @@ import (
 )
 
 // Expand expands a notebook_dir, default_url or environment value for one
-// server: a leading ~ (alone or before a slash) becomes home, {username} and
-// {servername} the request's names, and Caddy's global placeholders
-// ({env.VAR}, {system.hostname}...) their values. Unknown placeholders are
-// left as written.
+// server: {username} and {servername} become the request's names, and
+// Caddy's global placeholders ({env.VAR}, {system.hostname}...) their
+// values; unknown placeholders are left as written. When home is not empty
+// (the local spawners pass the account's home), a leading ~ (alone or before
+// a slash) becomes home first; other spawners pass "".
 func Expand(s string, req *StartRequest, home string) string {
 	if home != "" && (s == "~" || strings.HasPrefix(s, "~/")) {
 		s = home + s[1:]
@@ -43,21 +43,17 @@ func (o *Options) RootDir(req *StartRequest, home string) string {
 	return filepath.Clean(dir)
 }
 
-// Env returns the complete environment of a server, in JupyterHub's order
-// (spawner.py Spawner.get_env, LocalProcessSpawner.get_env), later entries
-// winning: env_keep variables from the hub's own environment; the hub's
+// Env returns the environment every spawner gives a server, in JupyterHub's
+// order (spawner.py Spawner.get_env), later entries winning: the hub's
 // req.Env; JUPYTERHUB_USER, JUPYTERHUB_SERVER_NAME and
 // JUPYTERHUB_SERVICE_PREFIX from req when the hub did not set them;
-// JUPYTERHUB_SERVICE_URL=serviceURL; MEM_LIMIT, CPU_LIMIT,
-// JUPYTERHUB_ROOT_DIR and JUPYTERHUB_DEFAULT_URL from the options; the
-// options' environment; and last account (USER, HOME, SHELL...).
-func (o *Options) Env(req *StartRequest, serviceURL, home string, account map[string]string) map[string]string {
-	env := make(map[string]string, len(req.Env)+len(o.EnvKeep)+len(o.Environment)+len(account)+8)
-	for _, k := range o.EnvKeep {
-		if v, ok := os.LookupEnv(k); ok {
-			env[k] = v
-		}
-	}
+// JUPYTERHUB_SERVICE_URL=serviceURL (where the server listens, as it sees
+// it); MEM_LIMIT, CPU_LIMIT, JUPYTERHUB_ROOT_DIR and JUPYTERHUB_DEFAULT_URL
+// from the options; and the options' environment. home is passed to Expand
+// and RootDir. A spawner adds its own below (the local spawners' env_keep)
+// and above (the account's USER, HOME...).
+func (o *Options) Env(req *StartRequest, serviceURL, home string) map[string]string {
+	env := make(map[string]string, len(req.Env)+len(o.Environment)+8)
 	for k, v := range req.Env {
 		env[k] = v
 	}
@@ -85,9 +81,6 @@ func (o *Options) Env(req *StartRequest, serviceURL, home string, account map[st
 	}
 	for k, v := range o.Environment {
 		env[k] = Expand(v, req, home)
-	}
-	for k, v := range account {
-		env[k] = v
 	}
 	return env
 }

@@ -3,7 +3,6 @@ package spawners
 import (
 	"fmt"
 	"math"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -12,27 +11,23 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
-// Defaults of the shared options, JupyterHub 3.0's (docs/protocols.md, "Spawner options").
-var (
-	// DefaultCmd is the command run when cmd is not set.
-	DefaultCmd = []string{"jupyterhub-singleuser"}
-	// DefaultEnvKeep lists the hub variables passed on when env_keep is not set.
-	DefaultEnvKeep = []string{"PATH", "PYTHONPATH", "CONDA_ROOT", "CONDA_DEFAULT_ENV",
-		"VIRTUAL_ENV", "LANG", "LC_ALL", "JUPYTERHUB_SINGLEUSER_APP"}
-)
+// DefaultCmd is the command run when cmd is not set (JupyterHub's default; docs/protocols.md,
+// "Spawner options").
+var DefaultCmd = []string{"jupyterhub-singleuser"}
 
 const (
 	defaultStartTimeout = 60 * time.Second
 	defaultHTTPTimeout  = 30 * time.Second
 	defaultPollInterval = 30 * time.Second
-	defaultTermTimeout  = 5 * time.Second
-	defaultKillTimeout  = 5 * time.Second
-	defaultIP           = "127.0.0.1"
 )
 
 // Options are the options every spawner shares, JupyterHub's Spawner traits in
-// snake_case. Spawner modules embed them anonymously, so in JSON they sit at
-// the top level of the module object, and call Provision and UnmarshalOption.
+// snake_case: what a server runs, its environment, the timeouts the hub
+// applies and the limits it is given. Options that make sense only for some
+// spawners (env_keep, ip and port for local processes; an image for
+// containers) belong to those spawners. Spawner modules embed Options
+// anonymously, so in JSON they sit at the top level of the module object, and
+// call Provision and UnmarshalOption.
 type Options struct {
 	// Cmd is the command that starts a single-user server, looked up in the
 	// PATH of the server's environment. Default: ["jupyterhub-singleuser"].
@@ -42,9 +37,9 @@ type Options struct {
 	Args []string `json:"args,omitempty"`
 
 	// NotebookDir is the directory the server starts in and serves
-	// (JUPYTERHUB_ROOT_DIR). A leading ~ means the user's home; {username}
-	// and {servername} are replaced, as are Caddy's global placeholders such
-	// as {env.VAR}. Default: the user's home.
+	// (JUPYTERHUB_ROOT_DIR). {username} and {servername} are replaced, as
+	// are Caddy's global placeholders such as {env.VAR}; the local spawners
+	// also read a leading ~ as the user's home. Default: the user's home.
 	NotebookDir string `json:"notebook_dir,omitempty"`
 
 	// DefaultURL is the page users land on, e.g. "/lab"
@@ -54,20 +49,13 @@ type Options struct {
 
 	// Environment holds extra variables for the server. They are applied
 	// after the hub's JUPYTERHUB_* variables and may override them; only
-	// USER, HOME, SHELL and LOGNAME, which the spawner sets from the account,
-	// come later. Placeholders as for notebook_dir. Default: none.
+	// what a spawner sets from the account (USER, HOME, SHELL and LOGNAME
+	// for the local spawners) comes later. Placeholders as for
+	// notebook_dir. Default: none.
 	Environment map[string]string `json:"environment,omitempty"`
 
-	// EnvKeep names variables of the hub's own environment passed on to the
-	// server. Default: PATH, PYTHONPATH, CONDA_ROOT, CONDA_DEFAULT_ENV,
-	// VIRTUAL_ENV, LANG, LC_ALL and JUPYTERHUB_SINGLEUSER_APP (JupyterHub
-	// 3.0's list; 5.2 and later keep only JUPYTERHUB_SINGLEUSER_APP, which
-	// you get by setting exactly that). In JSON, an empty list [] keeps
-	// nothing.
-	EnvKeep []string `json:"env_keep,omitempty"`
-
-	// StartTimeout bounds a whole start, from launching the process until
-	// it answers HTTP. Default: 60s.
+	// StartTimeout bounds a whole start, from calling the spawner until the
+	// server answers HTTP. Default: 60s.
 	StartTimeout caddy.Duration `json:"start_timeout,omitempty"`
 
 	// HTTPTimeout bounds the wait for the started server to answer HTTP at
@@ -78,31 +66,14 @@ type Options struct {
 	// Default: 30s.
 	PollInterval caddy.Duration `json:"poll_interval,omitempty"`
 
-	// TermTimeout is how long Stop waits after SIGTERM before it sends
-	// SIGKILL to the server's process group. Default: 5s.
-	TermTimeout caddy.Duration `json:"term_timeout,omitempty"`
-
-	// KillTimeout is how long Stop waits after SIGKILL before it reports
-	// that the process would not die. Default: 5s.
-	KillTimeout caddy.Duration `json:"kill_timeout,omitempty"`
-
-	// IP is the address the server listens on, given to it in
-	// JUPYTERHUB_SERVICE_URL. An unspecified address (0.0.0.0, ::) makes the
-	// server listen everywhere while the hub connects over loopback.
-	// Default: 127.0.0.1.
-	IP string `json:"ip,omitempty"`
-
-	// Port is the port the server listens on; it must be in 0..65535.
-	// Default: 0, a free port picked at each start.
-	Port int `json:"port,omitempty"`
-
 	// MemLimit is the memory limit given to the server in MEM_LIMIT, as bytes
 	// or with a K, M, G or T suffix (powers of 1024), e.g. "1G". The local
-	// spawners only pass it on; they do not enforce it. Default: unset.
+	// spawners only pass it on; container spawners enforce it. Default: unset.
 	MemLimit string `json:"mem_limit,omitempty"`
 
 	// CPULimit is the number of CPU cores given to the server in CPU_LIMIT.
-	// The local spawners only pass it on. Default: 0, unset.
+	// The local spawners only pass it on; container spawners enforce it.
+	// Default: 0, unset.
 	CPULimit float64 `json:"cpu_limit,omitempty"`
 
 	memLimit int64
@@ -118,16 +89,8 @@ func (o *Options) Provision() error {
 			return fmt.Errorf("cmd: argument %d is empty", i)
 		}
 	}
-	if o.EnvKeep == nil {
-		o.EnvKeep = append([]string(nil), DefaultEnvKeep...)
-	}
-	for _, k := range o.EnvKeep {
-		if err := checkEnvName(k); err != nil {
-			return fmt.Errorf("env_keep: %w", err)
-		}
-	}
 	for k, v := range o.Environment {
-		if err := checkEnvName(k); err != nil {
+		if err := CheckEnvName(k); err != nil {
 			return fmt.Errorf("environment: %w", err)
 		}
 		if strings.ContainsRune(v, 0) {
@@ -142,8 +105,6 @@ func (o *Options) Provision() error {
 		{"start_timeout", &o.StartTimeout, defaultStartTimeout},
 		{"http_timeout", &o.HTTPTimeout, defaultHTTPTimeout},
 		{"poll_interval", &o.PollInterval, defaultPollInterval},
-		{"term_timeout", &o.TermTimeout, defaultTermTimeout},
-		{"kill_timeout", &o.KillTimeout, defaultKillTimeout},
 	} {
 		if *d.v < 0 {
 			return fmt.Errorf("%s: must not be negative, got %s", d.name, time.Duration(*d.v))
@@ -151,15 +112,6 @@ func (o *Options) Provision() error {
 		if *d.v == 0 {
 			*d.v = caddy.Duration(d.def)
 		}
-	}
-	if o.IP == "" {
-		o.IP = defaultIP
-	}
-	if net.ParseIP(o.IP) == nil {
-		return fmt.Errorf("ip: %q is not an IP address", o.IP)
-	}
-	if o.Port < 0 || o.Port > 65535 {
-		return fmt.Errorf("port: %d is not in 0..65535", o.Port)
 	}
 	if o.MemLimit != "" {
 		n, err := ParseByteSize(o.MemLimit)
@@ -174,7 +126,9 @@ func (o *Options) Provision() error {
 	return nil
 }
 
-func checkEnvName(k string) error {
+// CheckEnvName rejects a name that cannot be an environment variable's:
+// empty, or containing "=" or a NUL byte.
+func CheckEnvName(k string) error {
 	if k == "" || strings.ContainsAny(k, "=\x00") {
 		return fmt.Errorf("%q is not a valid variable name", k)
 	}
@@ -224,10 +178,7 @@ func ParseByteSize(s string) (int64, error) {
 //	environment {
 //		<name> <value>
 //	}
-//	env_keep <name>...                (repeatable)
-//	start_timeout|http_timeout|poll_interval|term_timeout|kill_timeout <duration>
-//	ip <address>
-//	port <port>
+//	start_timeout|http_timeout|poll_interval <duration>
 //	mem_limit <size>
 //	cpu_limit <cores>
 func (o *Options) UnmarshalOption(d *caddyfile.Dispenser) (handled bool, err error) {
@@ -245,7 +196,7 @@ func (o *Options) UnmarshalOption(d *caddyfile.Dispenser) (handled bool, err err
 			return true, d.ArgErr()
 		}
 		o.Args = append(o.Args, args...)
-	case "notebook_dir", "default_url", "ip", "mem_limit":
+	case "notebook_dir", "default_url", "mem_limit":
 		var v string
 		if !d.AllArgs(&v) {
 			return true, d.ArgErr()
@@ -255,11 +206,6 @@ func (o *Options) UnmarshalOption(d *caddyfile.Dispenser) (handled bool, err err
 			o.NotebookDir = v
 		case "default_url":
 			o.DefaultURL = v
-		case "ip":
-			if net.ParseIP(v) == nil {
-				return true, d.Errf("ip: %q is not an IP address", v)
-			}
-			o.IP = v
 		case "mem_limit":
 			if _, err := ParseByteSize(v); err != nil {
 				return true, d.Errf("mem_limit: %v", err)
@@ -286,41 +232,16 @@ func (o *Options) UnmarshalOption(d *caddyfile.Dispenser) (handled bool, err err
 		default:
 			return true, d.Errf("environment: want <name> <value> or a block, got %d arguments", len(args))
 		}
-	case "env_keep":
-		args := d.RemainingArgs()
-		if len(args) == 0 {
-			return true, d.Errf("env_keep needs at least one variable name (to keep only what JupyterHub 5.2+ keeps: env_keep JUPYTERHUB_SINGLEUSER_APP)")
-		}
-		o.EnvKeep = append(o.EnvKeep, args...)
-	case "start_timeout", "http_timeout", "poll_interval", "term_timeout", "kill_timeout":
-		var v string
-		if !d.AllArgs(&v) {
-			return true, d.ArgErr()
-		}
-		dur, err := caddy.ParseDuration(v)
+	case "start_timeout", "http_timeout", "poll_interval":
+		dur, err := ParseDurationOption(d)
 		if err != nil {
-			return true, d.Errf("%s: %v", name, err)
-		}
-		if dur < 0 {
-			return true, d.Errf("%s: must not be negative, got %s", name, v)
+			return true, err
 		}
 		*map[string]*caddy.Duration{
 			"start_timeout": &o.StartTimeout,
 			"http_timeout":  &o.HTTPTimeout,
 			"poll_interval": &o.PollInterval,
-			"term_timeout":  &o.TermTimeout,
-			"kill_timeout":  &o.KillTimeout,
-		}[name] = caddy.Duration(dur)
-	case "port":
-		var v string
-		if !d.AllArgs(&v) {
-			return true, d.ArgErr()
-		}
-		p, err := strconv.Atoi(v)
-		if err != nil || p < 0 || p > 65535 {
-			return true, d.Errf("port: %q is not a port number in 0..65535", v)
-		}
-		o.Port = p
+		}[name] = dur
 	case "cpu_limit":
 		var v string
 		if !d.AllArgs(&v) {
@@ -335,6 +256,24 @@ func (o *Options) UnmarshalOption(d *caddyfile.Dispenser) (handled bool, err err
 		return false, nil
 	}
 	return true, nil
+}
+
+// ParseDurationOption parses the single, non-negative duration argument of
+// the option the dispenser is at.
+func ParseDurationOption(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	name := d.Val()
+	var v string
+	if !d.AllArgs(&v) {
+		return 0, d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil {
+		return 0, d.Errf("%s: %v", name, err)
+	}
+	if dur < 0 {
+		return 0, d.Errf("%s: must not be negative, got %s", name, v)
+	}
+	return caddy.Duration(dur), nil
 }
 
 // UnmarshalCaddyfile parses a spawner module's Caddyfile segment, the

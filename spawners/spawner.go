@@ -1,39 +1,89 @@
 // Package spawners defines how the hub starts, polls and stops single-user
 // servers, and the options every spawner shares.
 //
-// In the hub's data flow the hub app (hubapp) owns one Spawner, a guest
-// module in the namespace jupyterhub.spawners.<name>: on a spawn request it calls
-// Start, adds a route to the returned URL, stores the returned State, and later
-// gives that State back to Poll and Stop — also after a hub restart, when the
-// server is no longer a child of the hub process. The local spawners live in
-// the sub-packages simple and localprocess (blank-import spawners/standard to
-// register both); spawnertest builds a tiny single-user server for tests.
+// The hub's spawn engine owns one Spawner, a guest module in the namespace
+// jupyterhub.spawners.<name> (docs/architecture.md walks the spawn path). On a
+// spawn request the engine calls Start, which returns as soon as the server is
+// launched and its URL is known; the engine stores the returned State, waits
+// until the server answers HTTP (WaitUp, also for a spawn it resumes after a
+// restart), adds a route to the URL and marks the server ready. Later it gives
+// the State back to Poll and Stop — also after a hub restart, when the server
+// is no longer a child of the hub process. Spawners never wait for HTTP
+// themselves.
+//
+// The local spawners live in the sub-packages simple and localprocess
+// (blank-import spawners/standard to register both); spawnertest builds a
+// tiny single-user server for tests.
 package spawners
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"net/http"
-	"sync/atomic"
-	"time"
 )
 
 // Spawner starts, polls and stops single-user servers. Modules: jupyterhub.spawners.<name>.
+//
+// Optional capabilities, checked by the hub with a type assertion: RemoteSpawner (servers run on
+// another host or network namespace) and OptionsSpawner (an options form / profile list).
 type Spawner interface {
-	// Start launches the server and returns once it answers HTTP at its URL, or fails. On failure nothing
-	// is left running and the error says the cause in words a user understands (command not found; exited
-	// early with status N and the last lines of its output; did not answer within http_timeout; ...).
-	// progress may be nil; call it with events as the start proceeds.
+	// Start launches the server and returns as soon as it is launched and its URL is known; it does
+	// not wait for the server to answer HTTP (the hub does, within http_timeout, polling the URL).
+	// The returned Server's Exited and ExitError, when set, let the hub notice a server that ends
+	// during that wait and tell the user why. On failure nothing is left running and the error says
+	// the cause in words a user understands (a *StartError: command not found, no account, ...).
+	// ctx carries the start_timeout deadline. progress may be nil; call it with events as the start
+	// proceeds (up to 90: the hub sends "ready" itself).
 	Start(ctx context.Context, req *StartRequest, progress func(Event)) (*Server, error)
 	// Poll reports whether the server described by state is still running (after a hub restart too:
-	// the process may not be our child). It must be cheap: the hub polls thousands at start.
+	// the server may not be our child). It must be cheap: the hub polls thousands at start and every
+	// poll_interval. It may be answered from a watch cache (a container or pod informer) rather than
+	// a call to the engine each time; a cache that has not synced yet should say so with an error
+	// rather than report the server gone. An error means "unknown": the hub keeps the server.
 	Poll(ctx context.Context, state json.RawMessage) (running bool, err error)
-	// Stop stops the server: SIGTERM to its process group, then SIGKILL after a grace. Idempotent.
+	// Stop stops the server described by state and everything it started: for local processes
+	// SIGTERM, a grace period, then SIGKILL; for containers and pods the engine's own stop (with its
+	// grace period), and removal when the spawner's configuration says so. Stopping a server that is
+	// not running is not an error: Stop is idempotent, and the hub also calls it to clean up after a
+	// failed start. When ctx ends first, Stop ends the server at once if it can and returns ctx's
+	// error.
 	Stop(ctx context.Context, state json.RawMessage) error
-	// Common returns the shared options (timeouts the hub needs, e.g. poll_interval).
+	// Common returns the shared options (the timeouts the hub applies, poll_interval, ...).
 	Common() *Options
+}
+
+// RemoteSpawner is implemented by spawners whose servers run somewhere the hub's loopback address
+// does not reach (a container on a bridge network, a pod). RunsElsewhere true makes the hub refuse to
+// start when the address its servers use to reach the hub API (hub_connect_url, or the hub_api
+// listener) is loopback, naming the fix.
+type RemoteSpawner interface {
+	RunsElsewhere() bool
+}
+
+// Profile is one choice of an options form, JupyterHub's (KubeSpawner's) profile_list entry.
+type Profile struct {
+	// Name identifies the profile in user options ({"profile": "<name>"}); unique, not empty.
+	Name string `json:"name"`
+	// DisplayName is the label on the spawn page. Default: Name.
+	DisplayName string `json:"display_name,omitempty"`
+	// Description is a sentence under the label.
+	Description string `json:"description,omitempty"`
+	// Default marks the profile used when the user names none (at most one); when none is marked,
+	// the first one is.
+	Default bool `json:"default,omitempty"`
+}
+
+// OptionsSpawner is implemented by spawners that offer an options form: a list of profiles the
+// spawn page shows as a choice, and validation of the user options of every start request (the API
+// body, or the spawn form's fields). The hub checks the "profile" option itself: it takes the
+// default profile when none is named, refuses an unknown one with 400, and puts the profile's name
+// in user_options["profile"] as a string before it calls ValidateUserOptions. A spawner with no
+// profiles returns none.
+type OptionsSpawner interface {
+	Profiles() []Profile
+	// ValidateUserOptions checks the user's options and returns the ones to store and pass to Start
+	// (StartRequest.UserOptions), normalized. Its error is shown to the user, with status 400.
+	ValidateUserOptions(options map[string]any) (map[string]any, error)
 }
 
 // StartRequest is what the hub knows about the server it asks a spawner to start.
@@ -45,32 +95,37 @@ type StartRequest struct {
 	// Admin is true when the user is a hub admin.
 	Admin bool
 	// ServicePrefix is the server's base URL path, base_url included, with
-	// leading and trailing slashes, e.g. "/user/alice/".
+	// leading and trailing slashes, e.g. "/user/alice/". The hub waits for
+	// the server to answer at URL+ServicePrefix.
 	ServicePrefix string
 	// Env holds the JUPYTERHUB_* variables from the hub (token, API URL, OAuth
-	// client, prefix...). The spawner adds JUPYTERHUB_SERVICE_URL itself after
-	// picking the port, plus its own: the options' environment, env_keep from
-	// the hub's environment, USER/HOME/SHELL, JUPYTERHUB_DEFAULT_URL from
-	// default_url, MEM_LIMIT/CPU_LIMIT and JUPYTERHUB_ROOT_DIR from notebook_dir.
+	// client, prefix...). The spawner adds JUPYTERHUB_SERVICE_URL itself
+	// (Options.Env), plus its own variables.
 	Env map[string]string
-	// DataDir is the hub's data_dir (absolute). Server logs go under
-	// DataDir/logs/, the simple spawner's homes under DataDir/users/.
+	// DataDir is the hub's data_dir (absolute). The local spawners keep
+	// server logs under DataDir/logs/ and the simple spawner's homes under
+	// DataDir/users/.
 	DataDir string
 	// UserOptions are the options the user chose on the spawn form or sent
-	// in the API request body. The local spawners ignore them.
+	// in the API request body, as the spawner's ValidateUserOptions returned
+	// them when it is an OptionsSpawner (raw otherwise). May be nil. The
+	// local spawners ignore them.
 	UserOptions map[string]any
-	// Launched, when not nil, is how the hub learns about a server before it
-	// is ready, so that a hub killed while the server is still starting can
-	// find it again (JupyterHub stores the spawner's state as soon as
-	// spawner.start() returns, before it waits for the server to answer).
-	// A spawner calls it through ReportLaunched from Start's goroutine as
-	// soon as the process exists and the URL and a State enough for Poll and
-	// Stop are known, before it waits for HTTP. A start that launches again
-	// (its first process lost a race for the port and exited) reports the
-	// new server too; the last report replaces the earlier ones. When
-	// Launched returns an error the spawner stops what it launched and Start
-	// fails with that error. Spawners that never call it stay correct; the
-	// hub then learns the state only when Start returns. Not serialized.
+	// AuthState is what the authenticator kept about the user's login
+	// (tokens, groups from an identity provider...), decrypted; nil when the
+	// authenticator keeps none. A spawner may put parts of it in the
+	// server's environment; it must never log it.
+	AuthState map[string]any
+	// Launched, when not nil, is how the hub learns about a server before
+	// Start returns, for a spawner whose Start takes long after the server
+	// exists (pulling an image, scheduling a pod): call it through
+	// ReportLaunched as soon as a URL and a State enough for Poll and Stop
+	// are known, so that a hub killed meanwhile finds the server again. The
+	// hub records the Server that Start returns in the same way, before it
+	// waits for HTTP, so spawners whose Start is quick need not call it.
+	// The last report replaces earlier ones. When Launched returns an error
+	// the spawner stops what it launched and Start fails with that error.
+	// Not serialized.
 	Launched func(*Server) error `json:"-"`
 }
 
@@ -83,20 +138,31 @@ func (r *StartRequest) ReportLaunched(srv *Server) error {
 	return r.Launched(srv)
 }
 
-// Server is a started server.
+// Server is a launched server.
 type Server struct {
 	// URL is scheme://host:port with no path, e.g. "http://127.0.0.1:54321":
-	// what the route targets.
+	// what the route targets, and where the hub waits for an answer.
 	URL string
 	// State is opaque to the hub: it stores it and gives it back to Poll and
 	// Stop. It survives hub restarts.
 	State json.RawMessage
+	// Exited, when not nil, is closed once the server has ended (a local
+	// child process was reaped): the hub stops waiting for HTTP at once.
+	// When nil, the hub calls Poll every quarter second while it waits. Not
+	// stored: a server the hub finds after a restart has no Exited.
+	Exited <-chan struct{} `json:"-"`
+	// ExitError, when not nil, is called once Exited is closed (or Poll
+	// reported the server gone) before the server answered. It returns the
+	// error for the user, normally a *StartError of kind ErrExitedEarly
+	// ("the server exited early with status 3; last lines of its output:
+	// ..."). When nil, the hub says "the server exited before it answered".
+	ExitError func() error `json:"-"`
 }
 
 // Event is one step of a start, shown to the user while they wait. Start
-// calls progress synchronously, from its own goroutine. The local spawners
-// report up to 90 and leave 100 ("ready") to the hub, which sends it once
-// the route is in place.
+// calls progress synchronously, from its own goroutine. Spawners report up
+// to 90 and leave 100 ("ready") to the hub, which sends it once the route
+// is in place.
 type Event struct {
 	// Progress is 0..100.
 	Progress int
@@ -111,7 +177,7 @@ var (
 	ErrCommandNotFound = errors.New("command not found")
 	// ErrNoAccount: the user has no system account to run the server as.
 	ErrNoAccount = errors.New("no system account")
-	// ErrExitedEarly: the server process exited before it answered HTTP.
+	// ErrExitedEarly: the server ended before it answered HTTP.
 	ErrExitedEarly = errors.New("server exited early")
 	// ErrHTTPTimeout: the server did not answer HTTP within http_timeout.
 	ErrHTTPTimeout = errors.New("server did not answer in time")
@@ -119,7 +185,7 @@ var (
 	ErrStartTimeout = errors.New("start timed out")
 )
 
-// StartError is an error from Start: Error is the message for the user,
+// StartError is an error from a start: Error is the message for the user,
 // Unwrap gives the class (one of the Err* values) and the cause if any.
 type StartError struct {
 	// Kind is one of the Err* values above.
@@ -128,6 +194,12 @@ type StartError struct {
 	Msg string
 	// Cause is the underlying error, if any (for the log).
 	Cause error
+	// Retry, when not empty, says that a new Start may well succeed (a
+	// local server lost the race for its randomly picked port) and is the
+	// progress message the user sees meanwhile ("Port 41234 was taken;
+	// trying another"). The hub stops the server and calls Start again, at
+	// most MaxStartAttempts times in all, within start_timeout.
+	Retry string
 }
 
 func (e *StartError) Error() string { return e.Msg }
@@ -138,94 +210,4 @@ func (e *StartError) Unwrap() []error {
 		return []error{e.Kind}
 	}
 	return []error{e.Kind, e.Cause}
-}
-
-// WaitHTTP polls url with GET until any HTTP response arrives (JupyterHub's
-// wait_for_http_server; redirects are not followed). It returns
-// ErrExitedEarly when gone closes first (the process exited: nil never
-// closes), ErrHTTPTimeout when the deadline passes, or ctx's error. The
-// local spawners wait for their servers with it, and the hub for a server
-// it adopted while that server was still starting.
-func WaitHTTP(ctx context.Context, url string, gone <-chan struct{}, deadline time.Time) error {
-	client := &http.Client{
-		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-	defer client.CloseIdleConnections()
-	readyWaiters.Add(1)
-	defer readyWaiters.Add(-1)
-	delay := 2 * time.Millisecond
-	for {
-		select {
-		case <-gone:
-			return ErrExitedEarly
-		default:
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return ErrHTTPTimeout
-		}
-		// Bound each request, and abandon it when the process exits: a
-		// stranger holding the port may accept and never answer.
-		rctx, cancel := context.WithTimeout(ctx, min(left, 2*time.Second))
-		go func() {
-			select {
-			case <-gone:
-				cancel()
-			case <-rctx.Done():
-			}
-		}()
-		req, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
-		if err != nil {
-			cancel()
-			return fmt.Errorf("building request to %s: %w", url, err)
-		}
-		resp, err := client.Do(req)
-		cancel()
-		if err == nil {
-			resp.Body.Close()
-			select {
-			case <-gone: // someone else answered on the port the process lost
-				return ErrExitedEarly
-			default:
-				return nil
-			}
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		t := time.NewTimer(min(delay, max(time.Until(deadline), 0)))
-		select {
-		case <-gone:
-			t.Stop()
-			return ErrExitedEarly
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-		// A refused connection on loopback costs microseconds, and every millisecond between the
-		// server listening and us noticing is added to the user's wait: keep polling often.
-		delay = min(delay*2, readyPollCap(readyWaiters.Load()))
-	}
-}
-
-// readyWaiters counts the WaitHTTP calls in progress in this process.
-var readyWaiters atomic.Int64
-
-// Readiness probes pause at most readyPollCap(waiters) between tries: a lone start is noticed within
-// 5 ms of its server listening, while a hundred starting at once (a class logging in) probe every
-// 20 ms, so that their refused connections do not take the CPU the servers need to start. bench/hub
-// measured a 250 ms cap as most of the hub's login→ready overhead.
-const (
-	minReadyPollDelay  = 5 * time.Millisecond
-	maxReadyPollDelay  = 20 * time.Millisecond
-	readyPollPerWaiter = 200 * time.Microsecond
-)
-
-// readyPollCap is the longest pause between readiness probes while waiters servers are being waited for.
-func readyPollCap(waiters int64) time.Duration {
-	return min(maxReadyPollDelay, max(minReadyPollDelay, time.Duration(waiters)*readyPollPerWaiter))
 }

@@ -18,10 +18,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -68,13 +70,10 @@ const (
 
 // Spawner runs each server in a container. The shared options apply with
 // these differences: cmd unset means the image's own command (args are then
-// appended to it); env_keep defaults to nothing (the hub's PATH means
-// nothing inside an image); ip is the host address a bridge-networked
-// container's port is published on (default 127.0.0.1, so only the hub's
-// machine reaches it), or, on host networking, the address the server
-// listens on; port is the host port (0: the engine picks one, or the hub on
-// host networking); mem_limit and cpu_limit are enforced by the engine;
-// term_timeout is the engine's stop timeout before it kills the container.
+// appended to it); mem_limit and cpu_limit are enforced by the engine. No
+// variable of the hub's own environment is passed on (the hub's PATH means
+// nothing inside an image). Its own ip, port and term_timeout say where
+// ports are published and how long a stop waits.
 type Spawner struct {
 	spawners.Options
 
@@ -148,6 +147,19 @@ type Spawner struct {
 	// caddyhub.
 	HubID string `json:"hub_id,omitempty"`
 
+	// IP is the host address container ports are published on (and, with
+	// host networking, the address the server listens on). Default:
+	// 127.0.0.1.
+	IP string `json:"ip,omitempty"`
+
+	// Port is the host port to publish the server on (with host
+	// networking: to listen on). Default: 0, one the engine picks.
+	Port int `json:"port,omitempty"`
+
+	// TermTimeout is the grace period of a stop: the engine sends SIGTERM,
+	// then SIGKILL after it. Default: 5s.
+	TermTimeout caddy.Duration `json:"term_timeout,omitempty"`
+
 	cli      *client.Client
 	extra    extraArgs
 	memLimit int64
@@ -216,11 +228,23 @@ func (s *Spawner) setup() error {
 	s.orphans = new(orphanLog)
 	s.running = new(runningCache)
 	ownCmd := len(s.Cmd) > 0
-	if s.EnvKeep == nil {
-		s.EnvKeep = []string{}
-	}
 	if err := s.Options.Provision(); err != nil {
 		return fmt.Errorf("spawner docker: %w", err)
+	}
+	if s.IP == "" {
+		s.IP = "127.0.0.1"
+	}
+	if net.ParseIP(s.IP) == nil {
+		return fmt.Errorf("spawner docker: ip: %q is not an IP address", s.IP)
+	}
+	if s.Port < 0 || s.Port > 65535 {
+		return fmt.Errorf("spawner docker: port: %d is not in 0..65535", s.Port)
+	}
+	if s.TermTimeout < 0 {
+		return fmt.Errorf("spawner docker: term_timeout: must not be negative, got %s", time.Duration(s.TermTimeout))
+	}
+	if s.TermTimeout == 0 {
+		s.TermTimeout = caddy.Duration(5 * time.Second)
 	}
 	if !ownCmd {
 		s.Cmd = nil // the image's command
@@ -404,6 +428,29 @@ func (s *Spawner) unmarshalOwn(d *caddyfile.Dispenser) (bool, error) {
 		return true, one(&s.NameTemplate)
 	case "hub_id":
 		return true, one(&s.HubID)
+	case "ip":
+		if err := one(&s.IP); err != nil {
+			return true, err
+		}
+		if net.ParseIP(s.IP) == nil {
+			return true, d.Errf("ip: %q is not an IP address", s.IP)
+		}
+	case "port":
+		var v string
+		if err := one(&v); err != nil {
+			return true, err
+		}
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 0 || p > 65535 {
+			return true, d.Errf("port: %q is not a port number in 0..65535", v)
+		}
+		s.Port = p
+	case "term_timeout":
+		dur, err := spawners.ParseDurationOption(d)
+		if err != nil {
+			return true, err
+		}
+		s.TermTimeout = dur
 	case "allowed_images":
 		args := d.RemainingArgs()
 		if len(args) == 0 {

@@ -69,7 +69,7 @@ func TestSetupErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.Image != DefaultImage || s.PullPolicy != PullIfNotPresent || s.ContainerPort != 8888 || !s.removeOnStop() ||
-		s.HubID != DefaultHubID || s.Cmd != nil || len(s.EnvKeep) != 0 || s.IP != "127.0.0.1" {
+		s.HubID != DefaultHubID || s.Cmd != nil || s.IP != "127.0.0.1" {
 		t.Errorf("defaults: %+v", s)
 	}
 }

@@ -213,7 +213,7 @@ func (s *Spawner) createConfig(req *spawners.StartRequest, img string, imgCmd []
 			hostCfg.PortBindings = nat.PortMap{cport: {{HostIP: s.IP, HostPort: hp}}}
 		}
 	}
-	env := s.Env(req, serviceURL, "", nil)
+	env := s.Env(req, serviceURL, "")
 	cfg.Env = spawners.EnvList(env)
 	switch {
 	case len(s.Cmd) > 0:

@@ -39,6 +39,7 @@ func init() {
 // elsewhere with a symlink).
 type Spawner struct {
 	spawners.Options
+	localproc.ProcessOptions
 
 	logger *zap.Logger
 }
@@ -57,6 +58,9 @@ func (s *Spawner) Provision(ctx caddy.Context) error {
 	if err := s.Options.Provision(); err != nil {
 		return fmt.Errorf("spawner localprocess: %w", err)
 	}
+	if err := s.ProcessOptions.Provision(); err != nil {
+		return fmt.Errorf("spawner localprocess: %w", err)
+	}
 	if euid := os.Geteuid(); euid > 0 {
 		s.logger.Warn("the hub does not run as root: the localprocess spawner can start servers only for the hub's own account",
 			zap.Int("euid", euid))
@@ -67,8 +71,8 @@ func (s *Spawner) Provision(ctx caddy.Context) error {
 // Common returns the shared options.
 func (s *Spawner) Common() *spawners.Options { return &s.Options }
 
-// Start starts the server as the user's account and returns once it
-// answers HTTP.
+// Start launches the server as the user's account and returns once its
+// process runs (the hub waits for it to answer).
 func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progress func(spawners.Event)) (*spawners.Server, error) {
 	if !filepath.IsAbs(req.DataDir) {
 		return nil, fmt.Errorf("spawner localprocess: data_dir %q is not an absolute path", req.DataDir)
@@ -109,9 +113,10 @@ func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progres
 	}
 	return localproc.Start(ctx, localproc.Spec{
 		Options: &s.Options,
+		Local:   &s.ProcessOptions,
 		Request: req,
 		Env: func(serviceURL string) map[string]string {
-			return s.Env(req, serviceURL, acct.home, env)
+			return s.ProcessOptions.Env(&s.Options, req, serviceURL, acct.home, env)
 		},
 		Dir:        dir,
 		Credential: cred,
@@ -126,7 +131,7 @@ func (s *Spawner) Poll(_ context.Context, state json.RawMessage) (bool, error) {
 	return localproc.Poll(state)
 }
 
-// Stop stops the server and its process group.
+// Stop stops the server and everything left in its process group: SIGTERM, term_timeout, SIGKILL.
 func (s *Spawner) Stop(ctx context.Context, state json.RawMessage) error {
 	return localproc.Stop(ctx, state, time.Duration(s.TermTimeout), time.Duration(s.KillTimeout))
 }
@@ -140,7 +145,7 @@ func (s *Spawner) Stop(ctx context.Context, state json.RawMessage) error {
 //		...
 //	}
 func (s *Spawner) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return spawners.UnmarshalCaddyfile(d, &s.Options, nil)
+	return spawners.UnmarshalCaddyfile(d, &s.Options, s.ProcessOptions.UnmarshalOption)
 }
 
 // errRoot refuses to run servers as uid 0.

@@ -178,7 +178,7 @@ func TestRunsAsUser(t *testing.T) {
 		s.Args = []string{"-write=flag.txt"}
 	})
 	req := newRequest(t, u.Username)
-	srv, err := s.Start(context.Background(), req, nil)
+	srv, err := spawners.StartAndWait(context.Background(), s, req, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestStartErrors(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := newSpawner(t, c.set)
-			srv, err := s.Start(context.Background(), newRequest(t, c.user), nil)
+			srv, err := spawners.StartAndWait(context.Background(), s, newRequest(t, c.user), nil)
 			if err == nil {
 				_ = s.Stop(context.Background(), srv.State)
 				t.Fatal("Start succeeded")
@@ -288,7 +288,7 @@ func TestPermissionDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newSpawner(t, func(s *Spawner) { s.Cmd = []string{exe} })
-	_, err = s.Start(context.Background(), newRequest(t, u.Username), nil)
+	_, err = spawners.StartAndWait(context.Background(), s, newRequest(t, u.Username), nil)
 	if err == nil || !strings.Contains(err.Error(), "permission denied running "+exe+" as user "+u.Username) {
 		t.Fatalf("got %v", err)
 	}
@@ -336,7 +336,7 @@ func TestCaddyfileAndJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := mod.(*Spawner).Common(); o.IP != "::1" || o.CPULimit != 2 || time.Duration(o.PollInterval) != 30*time.Second {
+	if o := mod.(*Spawner); o.IP != "::1" || o.CPULimit != 2 || time.Duration(o.PollInterval) != 30*time.Second {
 		t.Fatalf("got %+v", o)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddyhub/caddyhub/spawners"
 )
 
 const singleuser = "/usr/bin/jupyterhub-singleuser"
@@ -44,7 +46,7 @@ func TestRealSingleuserAsUser(t *testing.T) {
 		"JUPYTERHUB_API_URL":            hub.URL + "/hub/api",
 		"JUPYTERHUB_OAUTH_CALLBACK_URL": req.ServicePrefix + "oauth_callback",
 	}
-	srv, err := s.Start(context.Background(), req, nil)
+	srv, err := spawners.StartAndWait(context.Background(), s, req, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

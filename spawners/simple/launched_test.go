@@ -57,7 +57,7 @@ func TestLaunchedBeforeReady(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		srv, err := s.Start(context.Background(), req, nil)
+		srv, err := spawners.StartAndWait(context.Background(), s, req, nil)
 		done <- result{srv, err}
 	}()
 	var launched *spawners.Server
@@ -114,7 +114,7 @@ func TestLaunchedErrorStopsServer(t *testing.T) {
 	errStore := errors.New("store is read-only")
 	rec := newLaunchRecorder(errStore)
 	req.Launched = rec.report
-	_, err := s.Start(context.Background(), req, nil)
+	_, err := spawners.StartAndWait(context.Background(), s, req, nil)
 	if !errors.Is(err, errStore) {
 		t.Fatalf("Start = %v, want the Launched error", err)
 	}

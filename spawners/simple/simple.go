@@ -32,6 +32,7 @@ func init() {
 // username and SHELL /bin/bash, as in JupyterHub.
 type Spawner struct {
 	spawners.Options
+	localproc.ProcessOptions
 
 	logger *zap.Logger
 }
@@ -50,6 +51,9 @@ func (s *Spawner) Provision(ctx caddy.Context) error {
 	if err := s.Options.Provision(); err != nil {
 		return fmt.Errorf("spawner simple: %w", err)
 	}
+	if err := s.ProcessOptions.Provision(); err != nil {
+		return fmt.Errorf("spawner simple: %w", err)
+	}
 	return nil
 }
 
@@ -61,7 +65,7 @@ func HomeDir(dataDir, user string) string {
 	return filepath.Join(dataDir, "users", localproc.SafeName(user))
 }
 
-// Start starts the server and returns once it answers HTTP.
+// Start launches the server and returns once its process runs (the hub waits for it to answer).
 func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progress func(spawners.Event)) (*spawners.Server, error) {
 	if !filepath.IsAbs(req.DataDir) {
 		return nil, fmt.Errorf("spawner simple: data_dir %q is not an absolute path", req.DataDir)
@@ -83,9 +87,10 @@ func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progres
 	account := map[string]string{"USER": req.User, "HOME": home, "SHELL": "/bin/bash"}
 	return localproc.Start(ctx, localproc.Spec{
 		Options: &s.Options,
+		Local:   &s.ProcessOptions,
 		Request: req,
 		Env: func(serviceURL string) map[string]string {
-			return s.Env(req, serviceURL, home, account)
+			return s.ProcessOptions.Env(&s.Options, req, serviceURL, home, account)
 		},
 		Dir:     dir,
 		LogPath: localproc.LogPath(req.DataDir, req.User, req.ServerName),
@@ -98,7 +103,7 @@ func (s *Spawner) Poll(_ context.Context, state json.RawMessage) (bool, error) {
 	return localproc.Poll(state)
 }
 
-// Stop stops the server and its process group.
+// Stop stops the server and everything left in its process group: SIGTERM, term_timeout, SIGKILL.
 func (s *Spawner) Stop(ctx context.Context, state json.RawMessage) error {
 	return localproc.Stop(ctx, state, time.Duration(s.TermTimeout), time.Duration(s.KillTimeout))
 }
@@ -124,7 +129,7 @@ func (s *Spawner) Stop(ctx context.Context, state json.RawMessage) error {
 //		cpu_limit <cores>
 //	}
 func (s *Spawner) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return spawners.UnmarshalCaddyfile(d, &s.Options, nil)
+	return spawners.UnmarshalCaddyfile(d, &s.Options, s.ProcessOptions.UnmarshalOption)
 }
 
 // Interface guards

@@ -98,7 +98,7 @@ func start(t *testing.T, s spawners.Spawner, req *spawners.StartRequest) (*spawn
 	t.Helper()
 	var mu sync.Mutex
 	var events []spawners.Event
-	srv, err := s.Start(context.Background(), req, func(e spawners.Event) {
+	srv, err := spawners.StartAndWait(context.Background(), s, req, func(e spawners.Event) {
 		mu.Lock()
 		events = append(events, e)
 		mu.Unlock()
@@ -327,7 +327,7 @@ func TestStartFailures(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s := newSpawner(t, c.set)
 			req := newRequest(t, "bob")
-			srv, err := s.Start(context.Background(), req, nil)
+			srv, err := spawners.StartAndWait(context.Background(), s, req, nil)
 			if err == nil {
 				_ = s.Stop(context.Background(), srv.State)
 				t.Fatal("Start succeeded")
@@ -354,7 +354,7 @@ func TestStartCancelled(t *testing.T) {
 	s := newSpawner(t, func(s *Spawner) { s.Args = []string{"-never-listen", "-child"} })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, err := s.Start(ctx, newRequest(t, "carol"), func(e spawners.Event) {
+	_, err := spawners.StartAndWait(ctx, s, newRequest(t, "carol"), func(e spawners.Event) {
 		if e.Progress == 30 { // the process is running
 			cancel()
 		}
@@ -373,7 +373,7 @@ func TestFixedPortInUse(t *testing.T) {
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
 	s := newSpawner(t, func(s *Spawner) { s.Port = port })
-	_, err = s.Start(context.Background(), newRequest(t, "dave"), nil)
+	_, err = spawners.StartAndWait(context.Background(), s, newRequest(t, "dave"), nil)
 	if !errors.Is(err, spawners.ErrExitedEarly) || !strings.Contains(err.Error(), fmt.Sprintf("port %d", port)) {
 		t.Fatalf("got %v, want an early exit naming port %d", err, port)
 	}
@@ -412,7 +412,7 @@ func TestPortRetry(t *testing.T) {
 func TestPortRetryGivesUp(t *testing.T) {
 	s := newSpawner(t, func(s *Spawner) { s.Args = []string{"-addr-in-use"} })
 	var retries int
-	_, err := s.Start(context.Background(), newRequest(t, "frank"), func(e spawners.Event) {
+	_, err := spawners.StartAndWait(context.Background(), s, newRequest(t, "frank"), func(e spawners.Event) {
 		if strings.Contains(e.Message, "was taken") {
 			retries++
 		}
@@ -540,7 +540,7 @@ func helperHub() {
 		fmt.Println(err)
 		os.Exit(1)
 	}
-	srv, err := s.Start(context.Background(), &req, nil)
+	srv, err := spawners.StartAndWait(context.Background(), s, &req, nil)
 	if err != nil {
 		fmt.Println(err)
 		os.Exit(1)
@@ -681,7 +681,7 @@ func TestConcurrentStarts(t *testing.T) {
 			defer wg.Done()
 			user := fmt.Sprintf("user%d", i)
 			req := &spawners.StartRequest{User: user, ServicePrefix: "/user/" + user + "/", DataDir: dataDir}
-			srv, err := s.Start(context.Background(), req, nil)
+			srv, err := spawners.StartAndWait(context.Background(), s, req, nil)
 			results[i] = result{srv, err}
 		}()
 	}
@@ -717,7 +717,7 @@ func TestConcurrentStarts(t *testing.T) {
 func TestRejectsUnsafeNames(t *testing.T) {
 	s := newSpawner(t, func(s *Spawner) { s.NotebookDir = "/tmp/{username}" })
 	req := newRequest(t, "..")
-	if _, err := s.Start(context.Background(), req, nil); err == nil || !strings.Contains(err.Error(), `invalid username ".."`) {
+	if _, err := spawners.StartAndWait(context.Background(), s, req, nil); err == nil || !strings.Contains(err.Error(), `invalid username ".."`) {
 		t.Fatalf("got %v, want an invalid username error", err)
 	}
 	if entries, _ := os.ReadDir(req.DataDir); len(entries) != 0 {

@@ -17,17 +17,15 @@ import (
 	"github.com/caddyhub/caddyhub/spawners"
 )
 
-// maxPortAttempts bounds the retries when a randomly picked port was taken
-// by someone else before the server could bind it.
-const maxPortAttempts = 3
-
 // tailLineCount is how many lines of the log an early-exit error quotes.
 const tailLineCount = 20
 
 // Spec is one start, prepared by a spawner module.
 type Spec struct {
-	// Options are the spawner's provisioned options.
+	// Options are the spawner's provisioned shared options.
 	Options *spawners.Options
+	// Local are the spawner's provisioned local-process options.
+	Local *ProcessOptions
 	// Request is the hub's request.
 	Request *spawners.StartRequest
 	// Env returns the server's complete environment for a service URL.

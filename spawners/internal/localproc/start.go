@@ -29,8 +29,10 @@ type child struct {
 	state *os.ProcessState
 }
 
-// Start starts a server as Spec says and returns once it answers HTTP.
-// On failure it leaves no process behind.
+// Start launches a server as Spec says and returns once the process runs and its URL is known; it
+// does not wait for the server to answer (the hub does, spawners.WaitUp). The Server's Exited closes
+// when the process is reaped, and its ExitError explains the exit: status, the last lines of the
+// log, and a retry when a randomly picked port was taken. On failure it leaves no process behind.
 func Start(ctx context.Context, sp Spec, progress func(spawners.Event)) (*spawners.Server, error) {
 	if progress == nil {
 		progress = func(spawners.Event) {}
@@ -38,7 +40,7 @@ func Start(ctx context.Context, sp Spec, progress func(spawners.Event)) (*spawne
 	if sp.Logger == nil {
 		sp.Logger = zap.NewNop()
 	}
-	o, req := sp.Options, sp.Request
+	o, lo, req := sp.Options, sp.Local, sp.Request
 	prefix := req.ServicePrefix
 	if prefix == "" {
 		prefix = "/"
@@ -49,10 +51,9 @@ func Start(ctx context.Context, sp Spec, progress func(spawners.Event)) (*spawne
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	start := time.Now()
-	ctx, cancel := context.WithDeadline(ctx, start.Add(time.Duration(o.StartTimeout)))
-	defer cancel()
-
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("starting server for %s: %w", req.User, err)
+	}
 	argv := append(append([]string(nil), o.Cmd...), o.Args...)
 	progress(spawners.Event{Progress: 10, Message: "Starting " + argv[0]})
 	logf, offset, err := openLog(sp.LogPath)
@@ -61,65 +62,37 @@ func Start(ctx context.Context, sp Spec, progress func(spawners.Event)) (*spawne
 	}
 	defer logf.Close() // the process has its own copy of the descriptor
 
-	attempts := 1
-	if o.Port == 0 {
-		attempts = maxPortAttempts
-	}
-	for attempt := 1; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("starting server for %s: %w", req.User, err)
-		}
-		port := o.Port
-		if port == 0 {
-			if port, err = freePort(o.IP); err != nil {
-				return nil, err
-			}
-		}
-		c, state, err := launch(sp, argv, port, prefix, logf)
-		if err != nil {
+	port := lo.Port
+	if port == 0 {
+		if port, err = freePort(lo.IP); err != nil {
 			return nil, err
 		}
-		url := "http://" + net.JoinHostPort(connectHost(o.IP), strconv.Itoa(port))
-		sp.Logger.Debug("server process started", zap.String("user", req.User), zap.String("server", req.ServerName),
-			zap.Int("pid", state.PID), zap.String("url", url), zap.Int("attempt", attempt))
-		raw, err := json.Marshal(state)
-		if err != nil {
-			kill(c, o)
-			return nil, fmt.Errorf("encoding spawner state: %w", err)
-		}
-		// Tell the hub before waiting, so that a hub killed meanwhile finds the process again.
-		if err := req.ReportLaunched(&spawners.Server{URL: url, State: raw}); err != nil {
-			kill(c, o)
-			return nil, fmt.Errorf("recording the launched server for %s: %w", req.User, err)
-		}
-		progress(spawners.Event{Progress: 30, Message: fmt.Sprintf("Server process started (pid %d); waiting for it to answer", state.PID)})
-
-		err = spawners.WaitHTTP(ctx, url+prefix, c.done, time.Now().Add(time.Duration(o.HTTPTimeout)))
-		if err == nil {
-			sp.Logger.Info("server started", zap.String("user", req.User), zap.String("server", req.ServerName),
-				zap.Int("pid", state.PID), zap.String("url", url), zap.Duration("took", time.Since(start)))
-			progress(spawners.Event{Progress: 90, Message: "Server answers at " + url + prefix})
-			return &spawners.Server{URL: url, State: raw}, nil
-		}
-		kill(c, o)
-		if errors.Is(err, spawners.ErrExitedEarly) && attempt < attempts {
-			if tail := tailLines(sp.LogPath, offset, tailLineCount); strings.Contains(strings.ToLower(tail), "already in use") {
-				sp.Logger.Debug("server could not bind its port, retrying", zap.String("user", req.User), zap.Int("port", port))
-				progress(spawners.Event{Progress: 10, Message: fmt.Sprintf("Port %d was taken; trying another", port)})
-				if fi, err := os.Stat(sp.LogPath); err == nil {
-					offset = fi.Size()
-				}
-				continue
-			}
-		}
-		return nil, explain(err, sp, c, url+prefix, offset, start)
 	}
+	c, state, err := launch(sp, argv, port, prefix, logf)
+	if err != nil {
+		return nil, err
+	}
+	url := "http://" + net.JoinHostPort(connectHost(lo.IP), strconv.Itoa(port))
+	sp.Logger.Debug("server process started", zap.String("user", req.User), zap.String("server", req.ServerName),
+		zap.Int("pid", state.PID), zap.String("url", url))
+	raw, err := json.Marshal(state)
+	if err != nil {
+		kill(c, lo)
+		return nil, fmt.Errorf("encoding spawner state: %w", err)
+	}
+	progress(spawners.Event{Progress: 30, Message: fmt.Sprintf("Server process started (pid %d); waiting for it to answer", state.PID)})
+	return &spawners.Server{
+		URL:       url,
+		State:     raw,
+		Exited:    c.done,
+		ExitError: func() error { return exitError(sp, c, port, offset) },
+	}, nil
 }
 
 // launch starts the process for one attempt on port and a goroutine that
 // reaps it.
 func launch(sp Spec, argv []string, port int, prefix string, logf *os.File) (*child, State, error) {
-	serviceURL := "http://" + net.JoinHostPort(sp.Options.IP, strconv.Itoa(port)) + prefix
+	serviceURL := "http://" + net.JoinHostPort(sp.Local.IP, strconv.Itoa(port)) + prefix
 	env := sp.Env(serviceURL)
 	path, err := lookPath(argv[0], env["PATH"])
 	if err != nil {
@@ -151,45 +124,41 @@ func launch(sp Spec, argv []string, port int, prefix string, logf *os.File) (*ch
 		close(c.done)
 	}()
 	if statErr != nil && !errors.Is(statErr, errNoProcess) {
-		kill(c, sp.Options)
+		kill(c, sp.Local)
 		return nil, State{}, statErr
 	}
 	return c, State{PID: cmd.Process.Pid, StartTicks: st.StartTicks, BootID: bootID(), Port: port, Log: sp.LogPath}, nil
 }
 
-// explain turns a failed wait for the server into the error for the user,
-// and logs it for the operator.
-func explain(err error, sp Spec, c *child, url string, offset int64, start time.Time) error {
-	o, log := sp.Options, sp.Logger.With(zap.String("user", sp.Request.User),
+// exitError explains a server that exited before it answered, and logs it for the operator. A
+// server that could not bind a port picked at random may succeed on another: the error says so
+// (StartError.Retry) and the hub starts again.
+func exitError(sp Spec, c *child, port int, offset int64) error {
+	<-c.done
+	log := sp.Logger.With(zap.String("user", sp.Request.User),
 		zap.String("server", sp.Request.ServerName), zap.String("log", sp.LogPath))
-	switch {
-	case errors.Is(err, spawners.ErrExitedEarly):
-		tail := tailLines(sp.LogPath, offset, tailLineCount)
-		msg := "the server " + exitText(c.state)
-		if o.Port != 0 && strings.Contains(strings.ToLower(tail), "already in use") {
-			msg += fmt.Sprintf(" (port %d, set by the spawner's port option, is in use)", o.Port)
-		}
-		if tail != "" {
-			msg += "; last lines of its output:\n" + tail
-		}
-		log.Warn("server exited early", zap.String("status", c.state.String()))
-		return &spawners.StartError{Kind: spawners.ErrExitedEarly, Msg: msg}
-	case errors.Is(err, spawners.ErrHTTPTimeout):
-		log.Warn("server did not answer in time", zap.Duration("http_timeout", time.Duration(o.HTTPTimeout)))
-		return &spawners.StartError{Kind: spawners.ErrHTTPTimeout,
-			Msg: fmt.Sprintf("the server did not answer at %s within http_timeout (%s)", url, time.Duration(o.HTTPTimeout))}
-	case errors.Is(err, context.DeadlineExceeded) && time.Since(start) >= time.Duration(o.StartTimeout):
-		log.Warn("server start timed out", zap.Duration("start_timeout", time.Duration(o.StartTimeout)))
-		return &spawners.StartError{Kind: spawners.ErrStartTimeout,
-			Msg: fmt.Sprintf("the server did not start within start_timeout (%s)", time.Duration(o.StartTimeout))}
-	default:
-		return fmt.Errorf("starting server for %s: %w", sp.Request.User, err)
+	tail := tailLines(sp.LogPath, offset, tailLineCount)
+	inUse := strings.Contains(strings.ToLower(tail), "already in use")
+	msg := "the server " + exitText(c.state)
+	if sp.Local.Port != 0 && inUse {
+		msg += fmt.Sprintf(" (port %d, set by the spawner's port option, is in use)", sp.Local.Port)
 	}
+	if tail != "" {
+		msg += "; last lines of its output:\n" + tail
+	}
+	err := &spawners.StartError{Kind: spawners.ErrExitedEarly, Msg: msg}
+	if sp.Local.Port == 0 && inUse {
+		log.Debug("server could not bind its port", zap.Int("port", port))
+		err.Retry = fmt.Sprintf("Port %d was taken; trying another", port)
+		return err
+	}
+	log.Warn("server exited early", zap.String("status", c.state.String()))
+	return err
 }
 
 // kill ends a failed start: SIGKILL to the group, then wait for the
 // process to be reaped and the group to empty, each bounded by kill_timeout.
-func kill(c *child, o *spawners.Options) {
+func kill(c *child, o *ProcessOptions) {
 	pid := c.cmd.Process.Pid
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 	t := time.NewTimer(time.Duration(o.KillTimeout))

@@ -1,0 +1,154 @@
+package hubapp
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/caddyhub/caddyhub/spawners"
+)
+
+// profileSpawner is a fake spawner with an options form: two profiles, and a "size" option that
+// must be "small" or "big".
+type profileSpawner struct {
+	*fakeSpawner
+}
+
+func (profileSpawner) Profiles() []spawners.Profile {
+	return []spawners.Profile{
+		{Name: "cpu", DisplayName: "CPU only"},
+		{Name: "gpu", DisplayName: "One GPU", Description: "an A100", Default: true},
+	}
+}
+
+func (profileSpawner) ValidateUserOptions(opts map[string]any) (map[string]any, error) {
+	out := map[string]any{"profile": opts["profile"]}
+	switch size := opts["size"].(type) {
+	case nil:
+	case string:
+		if size != "small" && size != "big" {
+			return nil, fmt.Errorf("size %q: want small or big", size)
+		}
+		out["size"] = size
+	default:
+		return nil, errors.New("size must be a string")
+	}
+	return out, nil
+}
+
+var _ spawners.OptionsSpawner = profileSpawner{}
+
+func TestUserOptionsProfiles(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		opts        map[string]any
+		wantProfile string
+		wantErr     string
+	}{
+		{name: "default profile", opts: nil, wantProfile: "gpu"},
+		{name: "named", opts: map[string]any{"profile": "cpu", "size": "big"}, wantProfile: "cpu"},
+		{name: "from the form", opts: map[string]any{"profile": []string{"cpu"}}, wantProfile: "cpu"},
+		{name: "unknown profile", opts: map[string]any{"profile": "tpu"}, wantErr: `No such profile: "tpu". Choose one of: cpu, gpu`},
+		{name: "profile not a string", opts: map[string]any{"profile": 3.0}, wantErr: "profile must be a string"},
+		{name: "refused by the spawner", opts: map[string]any{"size": "huge"}, wantErr: `Invalid user options: size "huge": want small or big`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sp := profileSpawner{newFakeSpawner()}
+			h := newTestHub(t, sp, nil)
+			alice := mustUser(t, h, "alice", false)
+			_, err := h.startServer(alice, "", c.opts)
+			if c.wantErr != "" {
+				var se *serverError
+				if !errors.As(err, &se) || se.Status != http.StatusBadRequest || se.Msg != c.wantErr {
+					t.Fatalf("startServer = %#v, want 400 %q", err, c.wantErr)
+				}
+				if s := getServer(t, h, "alice", ""); s != nil && s.Active() {
+					t.Fatalf("a refused start left a record: %+v", s)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitIdle(t, h, "alice", "")
+			req := sp.lastRequest()
+			if req == nil || req.UserOptions["profile"] != c.wantProfile {
+				t.Fatalf("Start got user options %v, want profile %q", req.UserOptions, c.wantProfile)
+			}
+			if s := getServer(t, h, "alice", ""); s.UserOptions["profile"] != c.wantProfile {
+				t.Fatalf("stored user options %v", s.UserOptions)
+			}
+		})
+	}
+}
+
+// TestStartRequestCarriesAuthState: the user's auth_state reaches the spawner.
+func TestStartRequestCarriesAuthState(t *testing.T) {
+	sp := newFakeSpawner()
+	h := newTestHub(t, sp, nil)
+	alice := mustUser(t, h, "alice", false)
+	alice.AuthState = map[string]any{"access_token": "from-the-idp"}
+	if _, err := h.startServer(alice, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(t, h, "alice", "")
+	if req := sp.lastRequest(); req == nil || req.AuthState["access_token"] != "from-the-idp" {
+		t.Fatalf("Start got auth_state %v", req.AuthState)
+	}
+}
+
+// remoteSpawner is a fake spawner whose servers run elsewhere.
+type remoteSpawner struct{ *fakeSpawner }
+
+func (remoteSpawner) RunsElsewhere() bool { return true }
+
+func TestRemoteSpawnerNeedsReachableHub(t *testing.T) {
+	for _, c := range []struct {
+		hubAPI, connect string
+		wantErr         string
+	}{
+		{hubAPI: "127.0.0.1:8081", wantErr: "hub_api 127.0.0.1:8081 is not the hub: set hub_connect_url"},
+		{hubAPI: "0.0.0.0:8081", wantErr: "hub_api 0.0.0.0:8081"},
+		{hubAPI: "0.0.0.0:8081", connect: "http://localhost:8081", wantErr: "hub_connect_url http://localhost:8081"},
+		{hubAPI: "0.0.0.0:8081", connect: "http://[::1]:8081", wantErr: "hub_connect_url"},
+		{hubAPI: "0.0.0.0:8081", connect: "http://10.0.0.5:8081"},
+		{hubAPI: "172.17.0.1:8081"},
+		{hubAPI: "0.0.0.0:8081", connect: "hub:8081", wantErr: "want an absolute URL"},
+	} {
+		a := &App{HubAPI: c.hubAPI, HubConnectURL: c.connect, spawner: remoteSpawner{newFakeSpawner()}}
+		err := a.validateHubReachable()
+		if c.wantErr == "" && err != nil || c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
+			t.Errorf("hub_api %s hub_connect_url %q: got %v, want %q", c.hubAPI, c.connect, err, c.wantErr)
+		}
+	}
+	// A local spawner never refuses.
+	a := &App{HubAPI: "127.0.0.1:8081", spawner: newFakeSpawner()}
+	if err := a.validateHubReachable(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSpawnPageProfiles: the spawn page offers the spawner's profiles, the default one selected,
+// and a form post with an unknown profile is refused with 400.
+func TestSpawnPageProfiles(t *testing.T) {
+	wh := newWebHub(t, false, func(a *App) {
+		a.spawner = profileSpawner{newFakeSpawner()}
+		a.DataDir = t.TempDir()
+	})
+	c := wh.client(t)
+	wh.login(t, c, "alice", nil)
+	page := wh.do(t, c, "GET", "/hub/spawn", nil)
+	for _, want := range []string{`<select id="profile" name="profile">`, `<option value="cpu">CPU only</option>`,
+		`<option value="gpu" selected>One GPU — an A100</option>`} {
+		if !strings.Contains(page.body, want) {
+			t.Fatalf("spawn page lacks %s:\n%s", want, page.body)
+		}
+	}
+	r := wh.do(t, c, "POST", "/hub/spawn/alice", url.Values{"_xsrf": {xsrfOf(t, page.body)}, "profile": {"tpu"}})
+	if r.status != http.StatusBadRequest || !strings.Contains(r.body, "No such profile: &#34;tpu&#34;") {
+		t.Fatalf("unknown profile: %d %s", r.status, r.body)
+	}
+}
