@@ -297,7 +297,6 @@ func (h *Hub) startServerWait(user *store.User, serverName string, userOptions m
 	if err != nil {
 		return false, err
 	}
-	_ = authState // handed to the spawner once StartRequest carries it
 
 	// Take the server: limits are checked and the op recorded under one lock.
 	op := &serverOp{kind: "spawn", progress: newProgressLog(), done: make(chan struct{})}
@@ -377,7 +376,7 @@ func (h *Hub) startServerWait(user *store.User, serverName string, userOptions m
 		Env:           mergeEnv(h.serverEnv(name, serverName, secret), authEnv),
 		DataDir:       h.app.DataDir,
 		UserOptions:   userOptions,
-		AuthState:     user.AuthState,
+		AuthState:     authState,
 	}
 	req.Launched = func(srv *spawners.Server) error { return h.recordLaunched(name, serverName, srv) }
 	h.logger.Info("spawning server", zap.String("user", name), zap.String("server", serverName))

@@ -3,6 +3,7 @@ package hubapp
 import (
 	"errors"
 	"fmt"
+	"github.com/caddyhub/caddyhub/auth/authstate"
 	"net/http"
 	"net/url"
 	"strings"
@@ -88,9 +89,15 @@ func TestUserOptionsProfiles(t *testing.T) {
 // TestStartRequestCarriesAuthState: the user's auth_state reaches the spawner.
 func TestStartRequestCarriesAuthState(t *testing.T) {
 	sp := newFakeSpawner()
-	h := newTestHub(t, sp, nil)
+	c, err := authstate.ParseKeys(strings.Repeat("ab", 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newTestHub(t, sp, func(a *App) { a.EnableAuthState, a.crypter = true, c })
 	alice := mustUser(t, h, "alice", false)
-	alice.AuthState = map[string]any{"access_token": "from-the-idp"}
+	if err := h.setAuthState(alice, map[string]any{"access_token": "from-the-idp"}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := h.startServer(alice, "", nil); err != nil {
 		t.Fatal(err)
 	}
