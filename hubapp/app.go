@@ -124,6 +124,9 @@ type App struct {
 	// RedirectToServer sends users to their server after login instead of /hub/home. Default: true.
 	RedirectToServer *bool `json:"redirect_to_server,omitempty"`
 
+	// Branding: hub_title, logo_file, favicon_file and the announcements (branding.go).
+	Branding
+
 	// ImplicitSpawnSeconds: JupyterHub's implicit_spawn_seconds. Default: 0 (off).
 	ImplicitSpawnSeconds int `json:"implicit_spawn_seconds,omitempty"`
 
@@ -204,6 +207,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 // Validate checks the configuration for mistakes that need no I/O to find.
 func (a *App) Validate() error {
+	if err := a.Branding.validate(); err != nil {
+		return err
+	}
 	if a.ProxyAPI != "off" {
 		host, _, err := net.SplitHostPort(a.ProxyAPI)
 		if err != nil {

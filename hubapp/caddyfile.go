@@ -142,7 +142,10 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 		case "admin_access":
 			app.AdminAccess, err = boolArg(d)
 		default:
-			return nil, d.Errf("unrecognized jupyterhub option %q", opt)
+			var ok bool
+			if ok, err = parseBrandingOption(d, &app.Branding, opt); !ok {
+				return nil, d.Errf("unrecognized jupyterhub option %q", opt)
+			}
 		}
 		if err != nil {
 			return nil, err

@@ -52,6 +52,7 @@ type webState struct {
 	redirectToServer bool
 	cache            sessionCache
 	throttle         loginThrottle
+	brand            *brandAssets // logo, favicon, name, announcements (branding.go)
 }
 
 // initWeb reads the cookie secret (creating the secret file on first start) and derives the keys.
@@ -63,6 +64,10 @@ func (h *Hub) initWeb() error {
 	}
 	if len(secret) < 16 {
 		h.logger.Warn("the cookie secret is shorter than 16 bytes; generate a longer one (e.g. openssl rand -hex 32)")
+	}
+	brand, err := loadBrandAssets(h.app.Branding)
+	if err != nil {
+		return err
 	}
 	keys, err := deriveWebKeys(secret)
 	if err != nil {
@@ -77,6 +82,7 @@ func (h *Hub) initWeb() error {
 		cookies:          newCookieStore(keys, maxAge),
 		maxAge:           maxAge,
 		redirectToServer: h.app.RedirectToServer == nil || *h.app.RedirectToServer,
+		brand:            brand,
 	}
 	return nil
 }
@@ -108,6 +114,7 @@ func (h *Hub) registerWeb(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+p+"token", h.page(h.requireLogin(h.serveTokenPage)))
 	mux.HandleFunc("GET "+p+"error/{code}", h.page(h.serveErrorTarget))
 	mux.HandleFunc("GET "+p+"logo", h.serveLogo)
+	mux.HandleFunc("GET "+p+"favicon.ico", h.serveFavicon)
 	h.registerAcceptShare(mux) // api_shares.go
 	h.registerAdmin(mux)       // admin.go
 	mux.HandleFunc(p, h.page(h.serveNotFound))
@@ -196,6 +203,7 @@ type pageData struct {
 	Nonce  string
 	// AdminUI: the user holds admin-ui, so the header links to the admin page.
 	AdminUI bool
+	Brand   brandView
 	Data    any
 }
 
@@ -212,6 +220,8 @@ func (h *Hub) render(w http.ResponseWriter, r *http.Request, pr *pageRequest, st
 		Nonce:  pr.nonce,
 		Data:   data,
 	}
+	b := h.brand()
+	pd.Brand = brandView{Name: b.title, Announcement: b.announcementFor(name)}
 	if pr.user != nil {
 		pd.AdminUI = h.holds(pr, "admin-ui")
 	}

@@ -20,8 +20,11 @@ func TestBrowserTokenPageE2E(t *testing.T) {
 	dir := t.TempDir()
 	shots := screenshotDir(t)
 	public, hubAPI, proxyAPI := FreePort(t), FreePort(t), FreePort(t)
-	// No server is started here: the spawner's command is never run.
-	Start(t, dir, browserCaddyfile(dir, public, hubAPI, proxyAPI, "/bin/false", ""))
+	// No server is started here: the spawner's command is never run. The hub is branded: its name
+	// and an announcement (branding: the header's logo, the title, the banner).
+	cf := strings.Replace(browserCaddyfile(dir, public, hubAPI, proxyAPI, "/bin/false", ""), "cleanup_servers",
+		"cleanup_servers\n\t\thub_title \"Physics Hub\"\n\t\tannouncement \"Maintenance on Sunday from 10:00 to 12:00: save your work\"", 1)
+	Start(t, dir, cf)
 	base := URL(public, "")
 
 	ctx := newChromium(t, chromium)
@@ -63,6 +66,13 @@ func TestBrowserTokenPageE2E(t *testing.T) {
 	empty, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.querySelector("#api-tokens .empty").hidden && document.querySelector("#api-tokens table").hidden`))
 	if !empty {
 		t.Error(`the token page of a user without tokens does not say "No API tokens"`)
+	}
+	branded, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.title === "Tokens — Physics Hub" &&
+		document.querySelector('header img[src="/hub/logo"][alt="Physics Hub"]').naturalWidth > 0 &&
+		document.querySelector(".announcement").textContent.startsWith("Maintenance on Sunday") &&
+		document.querySelector('link[rel="icon"]').href.endsWith("/hub/favicon.ico")`))
+	if !branded {
+		t.Error("the token page does not show the hub's title, logo, favicon link and announcement")
 	}
 	checkLayout(t, ctx, shots, "token-page")
 
