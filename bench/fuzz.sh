@@ -24,6 +24,11 @@ targets=(
 	./auth FuzzNormalizeUsername
 	./hubapp/rbac FuzzScope
 	./hubapp/store FuzzRecordDecode
+	./hubapp FuzzSafeNext
+	./hubapp FuzzXSRFCookies
+	./hubapp FuzzOAuthParams
+	./hubapp FuzzAPIBody
+	./. FuzzCaddyfile
 )
 
 cache=$(go env GOCACHE)/fuzz/$(go list -m)
