@@ -14,7 +14,12 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	k8sclient "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/caddyhub/caddyhub/spawners"
 	"github.com/caddyhub/caddyhub/spawners/kubernetes/k8stest"
@@ -92,22 +97,47 @@ func TestBenchKubernetes(t *testing.T) {
 	}
 	t.Logf("BENCH %d polls: %d API reads", 50*seq, rc.reads.Load()+rc.lists.Load()-p0)
 
-	// 2. 100 concurrent spawns.
+	// 2a. The API server's own time for the same burst, without the hub: conc pods of the same
+	// template created at once by a bare client, each timed from its create call until a watch sees
+	// it Running and Ready (the kubelet stand-in of namespace "base" runs them).
 	const conc = 100
+	c.CreateNamespace(t, "base")
+	baseKL := c.StartKubelet(t, "base")
+	baseKL.NoServers = true // set before any pod of the namespace exists; their IPs would clash with "hub"'s
+	baseEach, baseAll := baselineBurst(t, c, s, "before", conc)
+
+	// 2b. conc concurrent spawns through the spawner (create, informer notice, HTTP wait-up).
 	began := time.Now()
+	var each = make([]time.Duration, conc)
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	for i := range conc {
 		wg.Go(func() {
+			t0 := time.Now()
 			if _, err := s.Start(ctx, startReq(fmt.Sprintf("c%d", i)), nil); err != nil {
 				failed.Add(1)
 				t.Log(err)
 			}
+			each[i] = time.Since(t0)
 		})
 	}
 	wg.Wait()
 	all := time.Since(began)
-	t.Logf("BENCH %d concurrent spawns all ready in %v (%d failed)", conc, all, failed.Load())
+	sort.Slice(each, func(i, j int) bool { return each[i] < each[j] })
+	t.Logf("BENCH %d concurrent spawns all ready in %v (%d failed); per spawn median %v p95 %v",
+		conc, all, failed.Load(), each[conc/2], each[conc*95/100])
+	// The same baseline again after the spawner's burst, for the machine's drift during the run.
+	baseEach2, baseAll2 := baselineBurst(t, c, s, "after", conc)
+	baseKL.Close()
+	for _, b := range []struct {
+		name string
+		each []time.Duration
+		all  time.Duration
+	}{{"before", baseEach, baseAll}, {"after", baseEach2, baseAll2}} {
+		t.Logf("BENCH ratio spawner/API server alone (%s): burst %.2fx, median %.2fx, p95 %.2fx", b.name,
+			all.Seconds()/b.all.Seconds(), each[conc/2].Seconds()/b.each[conc/2].Seconds(),
+			each[conc*95/100].Seconds()/b.each[conc*95/100].Seconds())
+	}
 	if failed.Load() > 0 || all > 5*time.Second {
 		t.Errorf("concurrent spawns: %v, %d failed", all, failed.Load())
 	}
@@ -161,4 +191,88 @@ func TestBenchKubernetes(t *testing.T) {
 	if adopt > 2*time.Second {
 		t.Errorf("adoption took %v", adopt)
 	}
+}
+
+// baselineBurst creates n pods of the spawner's template at once with a bare client (no informer
+// of the spawner) and times each from its create call until an informer of its own sees it Running
+// and Ready; it returns those times and the time until all were.
+func baselineBurst(t *testing.T, c *k8stest.Cluster, s *Spawner, label string, n int) ([]time.Duration, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// A client of its own (its own connection, the spawner's rate limits), as the spawner has.
+	cfg := c.RestConfig()
+	cfg.QPS, cfg.Burst = s.APIQPS, s.APIBurst
+	cs, err := k8sclient.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods := cs.CoreV1().Pods("base")
+	var mu sync.Mutex
+	sent := map[string]time.Time{}
+	seen := map[string]bool{}
+	each := make([]time.Duration, 0, n)
+	all := make(chan struct{})
+	note := func(obj any) {
+		pod, ok := obj.(*corev1.Pod)
+		if !ok || !ready(pod) {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		t0, ours := sent[pod.Name] // pods of an earlier burst are in the list too
+		if !ours || seen[pod.Name] {
+			return
+		}
+		seen[pod.Name] = true
+		each = append(each, time.Since(t0))
+		if len(each) == n {
+			close(all)
+		}
+	}
+	inf := cache.NewSharedIndexInformer(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return pods.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return pods.Watch(ctx, o)
+		},
+	}, &corev1.Pod{}, 0, cache.Indexers{})
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: note, UpdateFunc: func(_, o any) { note(o) }})
+	go inf.RunWithContext(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		t.Fatal("baseline informer did not sync")
+	}
+	began := time.Now()
+	for i := range n {
+		go func() {
+			req := startReq(fmt.Sprintf("%s%d", label, i))
+			pod, err := s.buildPod(req, "base", newName("jupyter", req.User, ""), "", choice{image: s.Image})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			sent[pod.Name] = time.Now()
+			mu.Unlock()
+			if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	select {
+	case <-all:
+	case <-ctx.Done():
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("baseline: %d of %d pods Running", len(each), n)
+	}
+	elapsed := time.Since(began)
+	mu.Lock()
+	defer mu.Unlock()
+	out := append([]time.Duration(nil), each...)
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	t.Logf("BENCH API server alone (%s): %d pods created at once, all Running in %v; per pod create→Running median %v p95 %v",
+		label, n, elapsed, out[n/2], out[n*95/100])
+	return out, elapsed
 }

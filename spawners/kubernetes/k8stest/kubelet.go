@@ -86,7 +86,7 @@ func (k *Kubelet) Hold(f func(*corev1.Pod) bool) {
 // Release runs a pod the kubelet held.
 func (k *Kubelet) Release(pod *corev1.Pod) { go k.run(pod.DeepCopy()) }
 
-// RunningAt is when the kubelet set the pod Running (zero if it has not).
+// RunningAt is when the kubelet sent the status that set the pod Running (zero if it has not).
 func (k *Kubelet) RunningAt(ns, name string) time.Time {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -164,12 +164,19 @@ func (k *Kubelet) run(pod *corev1.Pod) {
 			return
 		}
 		SetRunning(cur, ip)
-		if _, err := pods.UpdateStatus(ctx, cur, metav1.UpdateOptions{}); err == nil {
-			k.mu.Lock()
-			k.running[pod.Namespace+"/"+pod.Name] = time.Now()
-			k.mu.Unlock()
+		// Noted before the write: a watcher may see the pod Running before UpdateStatus returns here.
+		key := pod.Namespace + "/" + pod.Name
+		k.mu.Lock()
+		k.running[key] = time.Now()
+		k.mu.Unlock()
+		_, err = pods.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		if err == nil {
 			return
-		} else if !apierrors.IsConflict(err) {
+		}
+		k.mu.Lock()
+		delete(k.running, key)
+		k.mu.Unlock()
+		if !apierrors.IsConflict(err) {
 			return
 		}
 	}
