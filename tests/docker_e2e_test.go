@@ -45,6 +45,9 @@ func startDockerHub(t *testing.T, e *dockertest.Engine, spawnerExtra string) *do
 		data_dir %[1]s/data
 		proxy_api 127.0.0.1:%[2]d
 		hub_api 127.0.0.1:%[3]d
+		# The containers run on the engine's bridge, where 127.0.0.1 is not the hub (the hub
+		# refuses a loopback address for them); the test server never calls the hub back.
+		hub_connect_url http://host.containers.internal:%[3]d
 		cookie_secret_file %[1]s/cookie_secret
 		authenticator dummy {
 			password s3cret-pass
@@ -74,16 +77,7 @@ func startDockerHub(t *testing.T, e *dockertest.Engine, spawnerExtra string) *do
 	jupyterhub
 }
 `, h.dir, FreePort(t), FreePort(t), e.Host, dockertest.TestServerImage, h.hubID, h.token, spawnerExtra, h.public)
-	cli := e.Client(t)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		list, _ := cli.ContainerList(ctx, container.ListOptions{All: true,
-			Filters: filters.NewArgs(filters.Arg("label", "org.caddyhub.hub="+h.hubID))})
-		for _, c := range list {
-			_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
-		}
-	})
+	e.TrackHub(t, h.hubID)
 	h.inst = Start(t, h.dir, h.cfg)
 	return h
 }
@@ -302,14 +296,7 @@ func TestDockerSingleuserE2E(t *testing.T) {
 	jupyterhub
 }
 `, dir, FreePort(t), hubAPI, e.Host, img, hubID, token, public)
-	cli := e.Client(t)
-	t.Cleanup(func() {
-		list, _ := cli.ContainerList(context.Background(), container.ListOptions{All: true,
-			Filters: filters.NewArgs(filters.Arg("label", "org.caddyhub.hub="+hubID))})
-		for _, c := range list {
-			_ = cli.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true})
-		}
-	})
+	e.TrackHub(t, hubID)
 	inst := Start(t, dir, cfg)
 	h := &dockerHub{e: e, dir: dir, cfg: cfg, token: token, hubID: hubID, public: public, inst: inst}
 	if code, b := h.spawn(t, "alice", nil); code != http.StatusCreated {

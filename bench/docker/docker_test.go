@@ -104,6 +104,8 @@ func TestDockerSpawnOverhead(t *testing.T) {
 	for _, name := range dockertest.Names {
 		t.Run(name, func(t *testing.T) {
 			e := dockertest.Get(t, name)
+			e.TrackHub(t, "bench")
+			e.TrackHub(t, "bench-raw")
 			e.ImportTestServer(t, dockertest.TestServerImage)
 			cli := e.Client(t)
 			// Warm up the engine (first container, network setup) and the image.
@@ -195,6 +197,9 @@ func startHub(t *testing.T, e *dockertest.Engine) *benchHub {
 		data_dir %[1]s/data
 		proxy_api 127.0.0.1:%[2]d
 		hub_api 127.0.0.1:%[3]d
+		# The containers run on the engine's bridge, where 127.0.0.1 is not the hub; the test
+		# server never calls the hub, but the hub refuses a loopback address for such servers.
+		hub_connect_url http://host.containers.internal:%[3]d
 		cookie_secret_file %[1]s/cookie_secret
 		authenticator dummy {
 			password s3cret-pass

@@ -66,6 +66,9 @@ const (
 	LabelHub    = "org.caddyhub.hub"
 	LabelUser   = "org.caddyhub.user"
 	LabelServer = "org.caddyhub.server"
+	// LabelImage names the image a container was created for (with remove
+	// false, a container runs an image that keeps its predecessor's files).
+	LabelImage = "org.caddyhub.image"
 )
 
 // Spawner runs each server in a container. The shared options apply with
@@ -155,6 +158,12 @@ type Spawner struct {
 	// Port is the host port to publish the server on (with host
 	// networking: to listen on). Default: 0, one the engine picks.
 	Port int `json:"port,omitempty"`
+
+	// ProfileList are the choices of the spawn form (KubeSpawner's
+	// profile_list; DockerSpawner's allowed_images as a map): each may set
+	// the image and the limits. A user picks one with the user option
+	// "profile"; an unknown one is refused. Default: none.
+	ProfileList []Profile `json:"profiles,omitempty"`
 
 	// TermTimeout is the grace period of a stop: the engine sends SIGTERM,
 	// then SIGKILL after it. Default: 5s.
@@ -270,6 +279,9 @@ func (s *Spawner) setup() error {
 	case PullAlways, PullIfNotPresent, PullNever:
 	default:
 		return fmt.Errorf("spawner docker: pull_policy: %q is not always, if-not-present or never", s.PullPolicy)
+	}
+	if err := s.setupProfiles(); err != nil {
+		return err
 	}
 	if s.ContainerPort == 0 {
 		s.ContainerPort = DefaultContainerPort
@@ -404,6 +416,17 @@ func (s *Spawner) containerName(user, server string) string {
 //		remove <true|false>
 //		name_template <template>
 //		hub_id <id>
+//		ip <address>
+//		port <port>
+//		term_timeout <duration>
+//		profile <slug> {
+//			display_name <text>
+//			description <text>
+//			image <image>
+//			mem_limit <size>
+//			cpu_limit <cores>
+//			default
+//		}
 //	}
 func (s *Spawner) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return spawners.UnmarshalCaddyfile(d, &s.Options, s.unmarshalOwn)
@@ -451,6 +474,8 @@ func (s *Spawner) unmarshalOwn(d *caddyfile.Dispenser) (bool, error) {
 			return true, err
 		}
 		s.TermTimeout = dur
+	case "profile":
+		return true, s.unmarshalProfile(d)
 	case "allowed_images":
 		args := d.RemainingArgs()
 		if len(args) == 0 {

@@ -112,7 +112,12 @@ func TestCreateConfig(t *testing.T) {
 	}
 	req := &spawners.StartRequest{User: "a@b", ServerName: "s1", ServicePrefix: "/user/a@b/s1/",
 		Env: map[string]string{"JUPYTERHUB_API_TOKEN": "t"}}
-	cfg, host, _, err := s.createConfig(req, "img:1", []string{"tini", "--", "start.sh"}, req.ServicePrefix)
+	ch, err := s.choose(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch.image = "img:1"
+	cfg, host, _, err := s.createConfig(req, ch, []string{"tini", "--", "start.sh"}, req.ServicePrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +149,7 @@ func TestCreateConfig(t *testing.T) {
 	}
 
 	s.UseInternalIP = true
-	_, host, _, _ = s.createConfig(req, "img:1", nil, req.ServicePrefix)
+	_, host, _, _ = s.createConfig(req, ch, nil, req.ServicePrefix)
 	if len(host.PortBindings) != 0 {
 		t.Errorf("use_internal_ip published %v", host.PortBindings)
 	}

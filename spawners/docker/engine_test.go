@@ -19,6 +19,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap/zaptest"
 
@@ -79,18 +80,9 @@ func newSpawner(t *testing.T, e *dockertest.Engine, edit func(s *Spawner)) *Spaw
 	if err := s.connect(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.removeAllOfHub(t) })
+	t.Cleanup(func() { s.cli.Close() })
+	e.TrackHub(t, s.HubID)
 	return s
-}
-
-// removeAllOfHub removes every container of the spawner's hub ID (test cleanup).
-func (s *Spawner) removeAllOfHub(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	for _, c := range s.containers(t, ctx) {
-		_ = s.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
-	}
-	s.cli.Close()
 }
 
 func (s *Spawner) containers(t *testing.T, ctx context.Context) []container.Summary {
@@ -183,7 +175,7 @@ func TestEngineSpawnLimitsStop(t *testing.T) {
 		})
 		ctx := context.Background()
 		var events []spawners.Event
-		srv, err := s.Start(ctx, request("alice"), func(ev spawners.Event) { events = append(events, ev) })
+		srv, err := spawners.StartAndWait(ctx, s, request("alice"), func(ev spawners.Event) { events = append(events, ev) })
 		if err != nil {
 			t.Fatalf("start: %v\n%s", err, e.Log())
 		}
@@ -271,7 +263,7 @@ func TestEngineHostNetwork(t *testing.T) {
 	forEngines(t, func(t *testing.T, e *dockertest.Engine) {
 		s := newSpawner(t, e, func(s *Spawner) { s.Network = "host" })
 		ctx := context.Background()
-		srv, err := s.Start(ctx, request("hana"), nil)
+		srv, err := spawners.StartAndWait(ctx, s, request("hana"), nil)
 		if err != nil {
 			t.Fatalf("start: %v", err)
 		}
@@ -297,7 +289,7 @@ func TestEngineNamedVolumeKept(t *testing.T) {
 		ctx := context.Background()
 		name := expandTemplate(vol, escapeName("vic.tor"), "")
 		t.Cleanup(func() { _ = s.cli.VolumeRemove(context.Background(), name, true) })
-		srv, err := s.Start(ctx, request("vic.tor"), nil)
+		srv, err := spawners.StartAndWait(ctx, s, request("vic.tor"), nil)
 		if err != nil {
 			t.Fatalf("start: %v", err)
 		}
@@ -317,7 +309,7 @@ func TestEngineNamedVolumeKept(t *testing.T) {
 		// The next server answers only once the file the first one wrote exists.
 		s.Args = []string{"-wait-file", "/data/kept.txt"}
 		s.HTTPTimeout = caddy.Duration(8 * time.Second)
-		srv, err = s.Start(ctx, request("vic.tor"), nil)
+		srv, err = spawners.StartAndWait(ctx, s, request("vic.tor"), nil)
 		if err != nil {
 			t.Fatalf("second start (does the volume keep kept.txt?): %v", err)
 		}
@@ -331,7 +323,7 @@ func TestEngineAdoptAndOrphans(t *testing.T) {
 	forEngines(t, func(t *testing.T, e *dockertest.Engine) {
 		s := newSpawner(t, e, nil)
 		ctx := context.Background()
-		srv, err := s.Start(ctx, request("ada"), nil)
+		srv, err := spawners.StartAndWait(ctx, s, request("ada"), nil)
 		if err != nil {
 			t.Fatalf("start: %v", err)
 		}
@@ -374,7 +366,7 @@ func TestEngineAdoptAndOrphans(t *testing.T) {
 		t.Cleanup(func() {
 			_ = s.cli.ContainerRemove(context.Background(), oc.ID, container.RemoveOptions{Force: true})
 		})
-		if _, err := s3.Start(ctx, request("eve"), nil); err == nil || !strings.Contains(err.Error(), "not started by this hub") {
+		if _, err := spawners.StartAndWait(ctx, s3, request("eve"), nil); err == nil || !strings.Contains(err.Error(), "not started by this hub") {
 			t.Errorf("start over a foreign container: %v", err)
 		}
 		if _, err := s.cli.ContainerInspect(ctx, oc.ID); err != nil {
@@ -398,13 +390,13 @@ func TestEngineFailures(t *testing.T) {
 			s := newSpawner(t, e, func(s *Spawner) { s.AllowedImages = []string{dockertest.TestServerImage} })
 			req := request("mal")
 			req.UserOptions = map[string]any{"image": "docker.io/library/evil:latest"}
-			_, err := s.Start(ctx, req, nil)
+			_, err := spawners.StartAndWait(ctx, s, req, nil)
 			if !errors.Is(err, ErrImageNotAllowed) || !strings.Contains(err.Error(), `image "docker.io/library/evil:latest" is not allowed; choose one of: `+dockertest.TestServerImage) {
 				t.Errorf("err %v", err)
 			}
 			noContainer(t, s)
 			req.UserOptions = map[string]any{"image": []any{dockertest.TestServerImage}}
-			srv, err := s.Start(ctx, req, nil)
+			srv, err := spawners.StartAndWait(ctx, s, req, nil)
 			if err != nil {
 				t.Fatalf("allowed image: %v", err)
 			}
@@ -412,7 +404,7 @@ func TestEngineFailures(t *testing.T) {
 		})
 		t.Run("image missing, pull never", func(t *testing.T) {
 			s := newSpawner(t, e, func(s *Spawner) { s.Image = "localhost/caddyhub-missing:1" })
-			_, err := s.Start(ctx, request("mia"), nil)
+			_, err := spawners.StartAndWait(ctx, s, request("mia"), nil)
 			if !errors.Is(err, ErrImageMissing) || !strings.Contains(err.Error(), "not on the container engine") {
 				t.Errorf("err %v", err)
 			}
@@ -423,7 +415,7 @@ func TestEngineFailures(t *testing.T) {
 				s.Image = "127.0.0.1:1/caddyhub-missing:1"
 				s.PullPolicy = PullIfNotPresent
 			})
-			_, err := s.Start(ctx, request("mia"), nil)
+			_, err := spawners.StartAndWait(ctx, s, request("mia"), nil)
 			if !errors.Is(err, ErrImageMissing) || !strings.Contains(err.Error(), "could not be pulled") {
 				t.Errorf("err %v", err)
 			}
@@ -431,7 +423,7 @@ func TestEngineFailures(t *testing.T) {
 		})
 		t.Run("exits early", func(t *testing.T) {
 			s := newSpawner(t, e, func(s *Spawner) { s.Args = []string{"-exit", "3"} })
-			_, err := s.Start(ctx, request("ed"), nil)
+			_, err := spawners.StartAndWait(ctx, s, request("ed"), nil)
 			if !errors.Is(err, spawners.ErrExitedEarly) || !strings.Contains(err.Error(), "status 3") ||
 				!strings.Contains(err.Error(), "output line 30") {
 				t.Errorf("err %v", err)
@@ -443,7 +435,7 @@ func TestEngineFailures(t *testing.T) {
 				s.Args = []string{"-never-listen"}
 				s.HTTPTimeout = caddy.Duration(time.Second)
 			})
-			_, err := s.Start(ctx, request("ned"), nil)
+			_, err := spawners.StartAndWait(ctx, s, request("ned"), nil)
 			if !errors.Is(err, spawners.ErrHTTPTimeout) {
 				t.Errorf("err %v", err)
 			}
@@ -485,7 +477,7 @@ func TestEngineConcurrentSpawns(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				srvs[i], errs[i] = s.Start(ctx, request(fmt.Sprintf("user%02d", i)), nil)
+				srvs[i], errs[i] = spawners.StartAndWait(ctx, s, request(fmt.Sprintf("user%02d", i)), nil)
 			}()
 		}
 		wg.Wait()
@@ -512,7 +504,7 @@ func TestEnginePollExited(t *testing.T) {
 	forEngines(t, func(t *testing.T, e *dockertest.Engine) {
 		s := newSpawner(t, e, nil)
 		ctx := context.Background()
-		srv, err := s.Start(ctx, request("kurt"), nil)
+		srv, err := spawners.StartAndWait(ctx, s, request("kurt"), nil)
 		if err != nil {
 			t.Fatalf("start: %v", err)
 		}
@@ -547,5 +539,114 @@ func TestEnginePollExited(t *testing.T) {
 		if _, err := s.cli.ContainerInspect(ctx, id); !cerrdefs.IsNotFound(err) {
 			t.Errorf("exited container not removed by poll: %v", err)
 		}
+	})
+}
+
+// TestEngineRemoveFalseKeepsFiles: with remove false a stopped container stays, and the server's
+// next container starts from its files (DockerSpawner's remove=False), with a fresh environment
+// (the new API token); with another image it starts afresh.
+func TestEngineRemoveFalseKeepsFiles(t *testing.T) {
+	forEngines(t, func(t *testing.T, e *dockertest.Engine) {
+		f := false
+		s := newSpawner(t, e, func(s *Spawner) {
+			s.Remove = &f
+			s.NotebookDir = "/home"
+			s.Args = []string{"-write", "kept.txt"}
+		})
+		ctx := context.Background()
+		name := s.containerName("kim", "")
+		t.Cleanup(func() {
+			_, _ = s.cli.ImageRemove(context.Background(), keptImage(name), image.RemoveOptions{Force: true})
+		})
+		srv, err := spawners.StartAndWait(ctx, s, request("kim"), nil)
+		if err != nil {
+			t.Fatalf("start: %v", err)
+		}
+		if err := s.Stop(ctx, srv.State); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.cli.ContainerInspect(ctx, stateOf(t, srv).ID); err != nil {
+			t.Fatalf("remove false: the stopped container is gone: %v", err)
+		}
+		if o, err := s.Orphans(ctx, nil); err != nil || len(o) != 0 {
+			t.Errorf("a container kept on purpose listed as an orphan: %v %v", o, err)
+		}
+		// The next server answers only once the file the first one wrote in its container exists.
+		s.Args = []string{"-wait-file", "/home/kept.txt"}
+		s.HTTPTimeout = caddy.Duration(8 * time.Second)
+		req := request("kim")
+		req.Env["JUPYTERHUB_API_TOKEN"] = "second-token"
+		srv2, err := spawners.StartAndWait(ctx, s, req, nil)
+		if err != nil {
+			t.Fatalf("second start (are the first container's files kept?): %v", err)
+		}
+		if st := getStatus(t, srv2.URL+"/user/kim/"); st.Env["JUPYTERHUB_API_TOKEN"] != "second-token" {
+			t.Errorf("token in the second container %q, want the new one", st.Env["JUPYTERHUB_API_TOKEN"])
+		}
+		list := s.containers(t, ctx)
+		if len(list) != 1 || list[0].ID != stateOf(t, srv2).ID {
+			t.Errorf("containers after the second start: %v, want only the new one", list)
+		}
+		info, err := s.cli.ContainerInspect(ctx, stateOf(t, srv2).ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Config.Image != keptImage(name) || info.Config.Labels[LabelImage] != dockertest.TestServerImage {
+			t.Errorf("second container runs %s (label %s), want %s for %s", info.Config.Image, info.Config.Labels[LabelImage],
+				keptImage(name), dockertest.TestServerImage)
+		}
+		if err := s.Stop(ctx, srv2.State); err != nil {
+			t.Fatal(err)
+		}
+
+		// Another image (the same file system under a second name): the files are not carried over.
+		const other = "localhost/caddyhub-testserver:other"
+		if err := s.cli.ImageTag(ctx, dockertest.TestServerImage, other); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = s.cli.ImageRemove(context.Background(), other, image.RemoveOptions{}) })
+		s.Image = other
+		s.Args = nil
+		srv3, err := spawners.StartAndWait(ctx, s, request("kim"), nil)
+		if err != nil {
+			t.Fatalf("third start: %v", err)
+		}
+		if info, err := s.cli.ContainerInspect(ctx, stateOf(t, srv3).ID); err != nil || info.Config.Image != other {
+			t.Errorf("with another image the container runs %v (%v), want %s", info.Config, err, other)
+		}
+		if err := s.Stop(ctx, srv3.State); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestEngineHostNetworkPortTaken: on host networking the hub picks the port; a server that finds
+// it taken exits, and the start is tried again with another port (spawners.StartAndWait).
+func TestEngineHostNetworkPortTaken(t *testing.T) {
+	forEngines(t, func(t *testing.T, e *dockertest.Engine) {
+		dir := t.TempDir()
+		s := newSpawner(t, e, func(s *Spawner) {
+			s.Network = "host"
+			s.Volumes = []Volume{{Source: dir, Target: "/state"}}
+			s.Args = []string{"-addr-in-use-once", "/state/once"}
+		})
+		ctx := context.Background()
+		var events []spawners.Event
+		srv, err := spawners.StartAndWait(ctx, s, request("pat"), func(ev spawners.Event) { events = append(events, ev) })
+		if err != nil {
+			t.Fatalf("start: %v", err)
+		}
+		retried := false
+		for _, ev := range events {
+			retried = retried || strings.Contains(ev.Message, "was taken; trying another")
+		}
+		if !retried {
+			t.Errorf("no retry event in %v", events)
+		}
+		getStatus(t, srv.URL+"/user/pat/")
+		if err := s.Stop(ctx, srv.State); err != nil {
+			t.Fatal(err)
+		}
+		noContainer(t, s)
 	})
 }

@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyhub/caddyhub/spawners"
+	"github.com/caddyhub/caddyhub/spawners/internal/localproc"
 )
 
 // state is what the hub stores for a server: enough for Poll and Stop after
@@ -39,54 +40,10 @@ type state struct {
 // cleanupTimeout bounds the removal of a container a failed start leaves.
 const cleanupTimeout = 30 * time.Second
 
-// ImageFor returns the image a start with these user options runs: the
-// option "image" (a string, or a list of one string as a form sends it)
-// when it is one of allowed_images, else image. An image the user may not
-// pick is an error whose text is for the user.
-func (s *Spawner) ImageFor(userOptions map[string]any) (string, error) {
-	v, ok := userOptions["image"]
-	if !ok || v == nil {
-		return s.Image, nil
-	}
-	var want string
-	switch x := v.(type) {
-	case string:
-		want = x
-	case []any:
-		if len(x) == 1 {
-			want, _ = x[0].(string)
-		}
-	case []string:
-		if len(x) == 1 {
-			want = x[0]
-		}
-	}
-	if want == "" {
-		return "", fmt.Errorf("the image option must be the name of one image, got %v", v)
-	}
-	if want == s.Image && len(s.AllowedImages) == 0 {
-		return want, nil
-	}
-	if !slices.Contains(s.AllowedImages, want) {
-		if len(s.AllowedImages) == 0 {
-			return "", fmt.Errorf("image %q is not allowed: this hub runs %s for everyone", want, s.Image)
-		}
-		return "", fmt.Errorf("image %q is not allowed; choose one of: %s", want, strings.Join(s.AllowedImages, ", "))
-	}
-	return want, nil
-}
-
-// ValidateUserOptions checks the options a user sends with a spawn request
-// and returns them (the image choice is the only option this spawner reads).
-func (s *Spawner) ValidateUserOptions(userOptions map[string]any) (map[string]any, error) {
-	if _, err := s.ImageFor(userOptions); err != nil {
-		return nil, err
-	}
-	return userOptions, nil
-}
-
-// Start creates and starts the server's container and returns once the
-// server answers HTTP. A start that fails removes what it created.
+// Start creates and starts the server's container and returns as soon as it
+// runs and its published port is known; the hub then waits for the server to
+// answer (spawners.WaitUp), polling Poll meanwhile, and reads ExitError when
+// the container exits first. A start that fails removes what it created.
 func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progress func(spawners.Event)) (*spawners.Server, error) {
 	if progress == nil {
 		progress = func(spawners.Event) {}
@@ -94,10 +51,11 @@ func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progres
 	if err := req.CheckNames(); err != nil {
 		return nil, fmt.Errorf("spawner docker: %w", err)
 	}
-	img, err := s.ImageFor(req.UserOptions)
+	ch, err := s.choose(req.UserOptions)
 	if err != nil {
 		return nil, &spawners.StartError{Kind: ErrImageNotAllowed, Msg: err.Error()}
 	}
+	img := ch.image
 	prefix := req.ServicePrefix
 	if prefix == "" {
 		prefix = "/"
@@ -106,8 +64,6 @@ func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progres
 		prefix += "/"
 	}
 	began := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(s.StartTimeout))
-	defer cancel()
 	name := s.containerName(req.User, req.ServerName)
 	if !nameRE.MatchString(name) {
 		return nil, fmt.Errorf("spawner docker: name_template gives %q for %s, not a valid container name", name, req.User)
@@ -115,54 +71,68 @@ func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progres
 	release := inflight.hold(s.HubID, name)
 	defer release()
 
-	srv, id, err := s.launch(ctx, req, img, name, prefix, progress)
-	if err == nil {
-		progress(spawners.Event{Progress: 70, Message: "Container " + name + " started; waiting for the server to answer"})
-		err = s.waitUp(ctx, id, srv.URL+prefix, began)
-	}
+	srv, id, err := s.launch(ctx, req, ch, name, prefix, progress)
 	if err != nil {
 		if id != "" {
 			s.removeQuietly(id, name)
 		}
-		if ctx.Err() != nil && !errors.As(err, new(*spawners.StartError)) {
-			err = &spawners.StartError{Kind: spawners.ErrStartTimeout, Cause: err,
-				Msg: fmt.Sprintf("starting container %s took longer than start_timeout (%s): %v", name, time.Duration(s.StartTimeout), err)}
-		}
 		return nil, err
 	}
-	progress(spawners.Event{Progress: 90, Message: "Server answers at " + srv.URL + prefix})
+	progress(spawners.Event{Progress: 70, Message: "Container " + name + " started; waiting for the server to answer"})
 	s.logger.Info("container started", zap.String("user", req.User), zap.String("server", req.ServerName),
 		zap.String("container", name), zap.String("image", img), zap.String("url", srv.URL), zap.Duration("took", time.Since(began)))
 	return srv, nil
 }
 
+// startAttempts bounds the create+start attempts of one Start when the engine fails to bind the
+// host port it picked itself (Podman allocates a free port, then binds it at start: another
+// process can take it in between).
+const startAttempts = 3
+
 // launch pulls the image if needed, replaces an old container of the same
-// server, creates and starts the new one and reports it launched. It returns
-// the container's ID as soon as one exists, also with an error, so the
-// caller can remove it.
-func (s *Spawner) launch(ctx context.Context, req *spawners.StartRequest, img, name, prefix string, progress func(spawners.Event)) (*spawners.Server, string, error) {
+// server (or keeps its files, with remove false), creates and starts the new
+// one. It returns the container's ID as soon as one exists, also with an
+// error, so the caller can remove it.
+func (s *Spawner) launch(ctx context.Context, req *spawners.StartRequest, ch choice, name, prefix string, progress func(spawners.Event)) (*spawners.Server, string, error) {
+	img := ch.image
 	progress(spawners.Event{Progress: 5, Message: "Checking image " + img})
 	imgCmd, err := s.ensureImage(ctx, img, progress)
 	if err != nil {
 		return nil, "", err
 	}
-	if err := s.replaceOld(ctx, name); err != nil {
-		return nil, "", err
-	}
-	cfg, hostCfg, hostPort, err := s.createConfig(req, img, imgCmd, prefix)
+	runImg, err := s.replaceOld(ctx, name, img, progress)
 	if err != nil {
 		return nil, "", err
 	}
+	cfg, hostCfg, hostPort, err := s.createConfig(req, ch, imgCmd, prefix)
+	if err != nil {
+		return nil, "", err
+	}
+	cfg.Image = runImg
 	if err := s.ensureVolumes(ctx, hostCfg.Mounts, req.User); err != nil {
 		return nil, "", err
 	}
-	progress(spawners.Event{Progress: 50, Message: "Creating container " + name})
-	resp, err := s.cli.ContainerCreate(ctx, cfg, hostCfg, nil, nil, name)
-	if err != nil {
-		return nil, "", s.engineErr(fmt.Sprintf("creating container %s", name), err)
-	}
-	id := resp.ID
-	if err := s.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+	var id string
+	for attempt := 1; ; attempt++ {
+		progress(spawners.Event{Progress: 50, Message: "Creating container " + name})
+		resp, err := s.cli.ContainerCreate(ctx, cfg, hostCfg, nil, nil, name)
+		if err != nil {
+			return nil, "", s.engineErr(fmt.Sprintf("creating container %s", name), err)
+		}
+		id = resp.ID
+		err = s.cli.ContainerStart(ctx, id, container.StartOptions{})
+		if err == nil {
+			break
+		}
+		if attempt < startAttempts && hostCfg.PortBindings != nil && s.Port == 0 && portInUse(err) {
+			// The engine's own pick of a host port was taken before it bound it: a new
+			// container gets a new pick.
+			s.logger.Info("the engine's host port was taken before the container started; creating it again",
+				zap.String("container", name), zap.Error(err))
+			s.removeQuietly(id, name)
+			progress(spawners.Event{Progress: 50, Message: "The host port the engine picked was taken; trying another"})
+			continue
+		}
 		return nil, id, s.engineErr(fmt.Sprintf("starting container %s", name), err)
 	}
 	info, err := s.cli.ContainerInspect(ctx, id)
@@ -170,23 +140,25 @@ func (s *Spawner) launch(ctx context.Context, req *spawners.StartRequest, img, n
 		return nil, id, s.engineErr(fmt.Sprintf("inspecting container %s", name), err)
 	}
 	if info.State != nil && !info.State.Running {
-		return nil, id, s.exitedEarly(id)
+		return nil, id, s.exitedEarly(id, hostPort)
 	}
 	target, err := s.targetURL(info, hostPort)
 	if err != nil {
 		return nil, id, err
 	}
 	st, _ := json.Marshal(state{ID: id, Name: name})
-	srv := &spawners.Server{URL: target, State: st}
-	if err := req.ReportLaunched(srv); err != nil {
-		return nil, id, fmt.Errorf("recording launched container %s: %w", name, err)
-	}
-	return srv, id, nil
+	return &spawners.Server{URL: target, State: st, ExitError: func() error { return s.exitedEarly(id, hostPort) }}, id, nil
 }
 
-// createConfig builds the create request. hostPort is the port chosen for
-// host networking (0 otherwise).
-func (s *Spawner) createConfig(req *spawners.StartRequest, img string, imgCmd []string, prefix string) (*container.Config, *container.HostConfig, int, error) {
+// portInUse reports an engine error about a host port already taken.
+func portInUse(err error) bool {
+	return err != nil && strings.Contains(strings.ToLower(err.Error()), "address already in use")
+}
+
+// createConfig builds the create request for the chosen image and limits.
+// hostPort is the port chosen for host networking (0 otherwise).
+func (s *Spawner) createConfig(req *spawners.StartRequest, ch choice, imgCmd []string, prefix string) (*container.Config, *container.HostConfig, int, error) {
+	img := ch.image
 	var serviceURL string
 	hostPort := 0
 	cport := nat.Port(strconv.Itoa(s.ContainerPort) + "/tcp")
@@ -195,9 +167,9 @@ func (s *Spawner) createConfig(req *spawners.StartRequest, img string, imgCmd []
 	if s.Network == "host" {
 		hostPort = s.Port
 		if hostPort == 0 {
-			p, err := freePort(s.IP)
+			p, err := localproc.FreePort(s.IP)
 			if err != nil {
-				return nil, nil, 0, err
+				return nil, nil, 0, fmt.Errorf("spawner docker: %w", err)
 			}
 			hostPort = p
 		}
@@ -214,6 +186,15 @@ func (s *Spawner) createConfig(req *spawners.StartRequest, img string, imgCmd []
 		}
 	}
 	env := s.Env(req, serviceURL, "")
+	// A profile's limits replace the spawner's.
+	delete(env, "MEM_LIMIT")
+	delete(env, "CPU_LIMIT")
+	if ch.memLimit > 0 {
+		env["MEM_LIMIT"] = strconv.FormatInt(ch.memLimit, 10)
+	}
+	if ch.cpuLimit > 0 {
+		env["CPU_LIMIT"] = pythonFloat(ch.cpuLimit)
+	}
 	cfg.Env = spawners.EnvList(env)
 	switch {
 	case len(s.Cmd) > 0:
@@ -224,9 +205,9 @@ func (s *Spawner) createConfig(req *spawners.StartRequest, img string, imgCmd []
 	if dir := env["JUPYTERHUB_ROOT_DIR"]; dir != "" && strings.HasPrefix(dir, "/") {
 		cfg.WorkingDir = dir
 	}
-	hostCfg.Memory = s.memLimit
-	if s.CPULimit > 0 {
-		hostCfg.NanoCPUs = cpuNanos(s.CPULimit)
+	hostCfg.Memory = ch.memLimit
+	if ch.cpuLimit > 0 {
+		hostCfg.NanoCPUs = cpuNanos(ch.cpuLimit)
 	}
 	user, server := escapeName(req.User), escapeName(req.ServerName)
 	for _, v := range s.Volumes {
@@ -257,6 +238,7 @@ func (s *Spawner) createConfig(req *spawners.StartRequest, img string, imgCmd []
 	cfg.Labels[LabelHub] = s.HubID
 	cfg.Labels[LabelUser] = req.User
 	cfg.Labels[LabelServer] = req.ServerName
+	cfg.Labels[LabelImage] = img
 	return cfg, hostCfg, hostPort, nil
 }
 
@@ -291,16 +273,6 @@ func (s *Spawner) targetURL(info container.InspectResponse, hostPort int) (strin
 		}
 	}
 	return "", fmt.Errorf("spawner docker: the engine published no host port for container %s's port %s", info.Name, cport)
-}
-
-// freePort asks the kernel for a free port on ip (host networking).
-func freePort(ip string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("spawner docker: finding a free port on %s: %w", ip, err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // ensureImage applies pull_policy and returns the image's default command.
@@ -415,28 +387,89 @@ func (s *Spawner) pullErr(img string, err error) error {
 		Msg: fmt.Sprintf("image %s could not be pulled: %v", img, err)}
 }
 
-// replaceOld removes a stopped or leftover container of this hub with the
-// server's name (remove false keeps one until the next start; a container a
-// dead hub left is this server's too). A container of that name without
-// this hub's label is not touched: the start fails.
-func (s *Spawner) replaceOld(ctx context.Context, name string) error {
+// maxKeptLayers bounds the layers of an image that keeps a server's files
+// (one more at every start with remove false): past it the server starts
+// afresh from its image.
+const maxKeptLayers = 100
+
+// keptImage is the image reference that holds the files of a stopped
+// container kept by remove false, until the server's next container is
+// created from it.
+func keptImage(name string) string {
+	if len(name) > 120 {
+		name = name[:120]
+	}
+	return "localhost/caddyhub-kept:" + name
+}
+
+// replaceOld deals with an old container of this hub with the server's name
+// (a stopped one kept by remove false, or one a dead hub left) and returns
+// the image the new container runs. With remove false and the same image as
+// before (label org.caddyhub.image), the old container's file system is
+// committed to keptImage and the new container runs that, so files written
+// outside volumes survive a stop, as with DockerSpawner's remove=False;
+// otherwise the new container runs img. The old container is removed either
+// way: a container's environment cannot change, and the API token in it is
+// valid for one start only. A container of that name without this hub's
+// label is not touched: the start fails.
+func (s *Spawner) replaceOld(ctx context.Context, name, img string, progress func(spawners.Event)) (string, error) {
 	info, err := s.cli.ContainerInspect(ctx, name)
 	if cerrdefs.IsNotFound(err) {
-		return nil
+		return img, nil
 	}
 	if err != nil {
-		return s.engineErr("looking for an old container "+name, err)
+		return "", s.engineErr("looking for an old container "+name, err)
 	}
 	if info.Config == nil || info.Config.Labels[LabelHub] != s.HubID {
-		return fmt.Errorf("spawner docker: a container named %s exists and was not started by this hub (label %s=%s); not touching it: remove it or change name_template",
+		return "", fmt.Errorf("spawner docker: a container named %s exists and was not started by this hub (label %s=%s); not touching it: remove it or change name_template",
 			name, LabelHub, s.HubID)
 	}
-	s.logger.Info("removing the old container of a server before starting it again", zap.String("container", name),
-		zap.Bool("was_running", info.State != nil && info.State.Running))
-	if err := s.cli.ContainerRemove(ctx, info.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-		return s.engineErr("removing old container "+name, err)
+	running := info.State != nil && info.State.Running
+	runImg := img
+	if !s.removeOnStop() {
+		kept, err := s.keepFiles(ctx, info, name, img, progress)
+		if err != nil {
+			return "", err
+		}
+		if kept != "" {
+			runImg = kept
+		}
 	}
-	return nil
+	s.logger.Info("removing the old container of a server before starting it again", zap.String("container", name),
+		zap.Bool("was_running", running), zap.Bool("files_kept", runImg != img))
+	if err := s.cli.ContainerRemove(ctx, info.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		return "", s.engineErr("removing old container "+name, err)
+	}
+	return runImg, nil
+}
+
+// keepFiles commits the old container's file system to keptImage(name) and
+// returns that reference, or "" when its files are not kept: it ran another
+// image than img, or its image has maxKeptLayers layers already.
+func (s *Spawner) keepFiles(ctx context.Context, info container.InspectResponse, name, img string, progress func(spawners.Event)) (string, error) {
+	if info.Config.Labels[LabelImage] != img {
+		s.logger.Info("the old container ran another image: starting afresh from the new one",
+			zap.String("container", name), zap.String("old_image", info.Config.Labels[LabelImage]), zap.String("image", img))
+		return "", nil
+	}
+	if old, err := s.cli.ImageInspect(ctx, info.Image); err == nil && len(old.RootFS.Layers) >= maxKeptLayers {
+		s.logger.Warn("the files kept from the server's earlier containers reached the layer limit: starting afresh from its image",
+			zap.String("container", name), zap.Int("layers", len(old.RootFS.Layers)))
+		return "", nil
+	}
+	if info.State != nil && info.State.Running {
+		secs := int(math.Ceil(time.Duration(s.TermTimeout).Seconds()))
+		if err := s.cli.ContainerStop(ctx, info.ID, container.StopOptions{Timeout: &secs}); err != nil && !cerrdefs.IsNotFound(err) {
+			return "", s.engineErr("stopping old container "+name, err)
+		}
+	}
+	progress(spawners.Event{Progress: 48, Message: "Keeping the files of the previous container " + name})
+	ref := keptImage(name)
+	if _, err := s.cli.ContainerCommit(ctx, info.ID, container.CommitOptions{Reference: ref,
+		Comment: "caddyhub: files of " + name + " kept across a stop (remove false)"}); err != nil {
+		return "", s.engineErr("keeping the files of old container "+name, err)
+	}
+	return ref, nil
 }
 
 // ensureVolumes creates the named volumes of mounts that do not exist yet,
@@ -460,57 +493,17 @@ func (s *Spawner) ensureVolumes(ctx context.Context, mounts []mount.Mount, user 
 	return nil
 }
 
-// waitUp waits until the server answers HTTP at url, or its container stops,
-// within http_timeout. (The hub may take over this wait; keep it separate.)
-func (s *Spawner) waitUp(ctx context.Context, id, url string, began time.Time) error {
-	deadline := time.Now().Add(time.Duration(s.HTTPTimeout))
-	gone := make(chan struct{})
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go s.watchExit(wctx, id, gone)
-	err := spawners.WaitHTTP(ctx, url, gone, deadline)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, spawners.ErrExitedEarly):
-		return s.exitedEarly(id)
-	case errors.Is(err, spawners.ErrHTTPTimeout):
-		return &spawners.StartError{Kind: spawners.ErrHTTPTimeout,
-			Msg: fmt.Sprintf("the server did not answer at %s within http_timeout (%s)", url, time.Duration(s.HTTPTimeout))}
-	default:
-		return fmt.Errorf("waiting for the server at %s to answer (after %s): %w", url, time.Since(began).Round(time.Millisecond), err)
-	}
-}
-
-// exitedEarly is the error of a start whose container exited before it answered.
-func (s *Spawner) exitedEarly(id string) error {
+// exitedEarly is the error of a start whose container exited before it
+// answered. On host networking with a port picked by the hub, a server that
+// could not bind it asks to be started again (StartError.Retry).
+func (s *Spawner) exitedEarly(id string, hostPort int) error {
 	code, logs := s.exitReport(id)
-	return &spawners.StartError{Kind: spawners.ErrExitedEarly,
+	err := &spawners.StartError{Kind: spawners.ErrExitedEarly,
 		Msg: fmt.Sprintf("the server's container exited with status %d before it answered; its last output:\n%s", code, logs)}
-}
-
-// exitPollInterval is how often a start checks that its container still runs.
-var exitPollInterval = 250 * time.Millisecond
-
-// watchExit closes gone when the container stops running.
-func (s *Spawner) watchExit(ctx context.Context, id string, gone chan<- struct{}) {
-	t := time.NewTicker(exitPollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if s.running.has(ctx, s, id) {
-			continue
-		}
-		info, err := s.cli.ContainerInspect(ctx, id)
-		if cerrdefs.IsNotFound(err) || (err == nil && info.State != nil && !info.State.Running) {
-			close(gone)
-			return
-		}
+	if s.Network == "host" && s.Port == 0 && hostPort != 0 && strings.Contains(strings.ToLower(logs), "already in use") {
+		err.Retry = fmt.Sprintf("Port %d was taken; trying another", hostPort)
 	}
+	return err
 }
 
 // exitReport gives an exited container's status and its last lines of output.
@@ -585,3 +578,13 @@ var (
 	// ErrEngineUnreachable: the engine's API did not answer.
 	ErrEngineUnreachable = errors.New("container engine unreachable")
 )
+
+// pythonFloat formats f as Python's str(float) does ("2.0", "0.5"), as the
+// shared options give CPU_LIMIT.
+func pythonFloat(f float64) string {
+	v := strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.ContainsAny(v, ".eE") {
+		v += ".0"
+	}
+	return v
+}

@@ -12,7 +12,13 @@
 // Each engine kind is started at most once per test process (Get) and held
 // under a file lock in the temporary directory, so that two test processes
 // do not run two dockerds (or two podman services) fighting over the same
-// bridge; StopAll, called from TestMain, stops them by PID.
+// bridge; StopAll, called from TestMain (and on SIGINT or SIGTERM), removes
+// the test containers and stops the engines by PID. An engine keeps its state
+// in a fixed directory per kind: when a run was killed before it could stop
+// its engine, the next run finds the directory, ends the engine the dead run
+// left (by the PID it recorded), starts on the old state and removes every
+// container labelled org.caddyhub.hub from it before any test runs. Tests call
+// TrackHub so that their containers go at t.Cleanup even when they fail.
 //
 // ImportTestServer builds the spawners' test server (a static Go binary) and
 // imports a one-file image of it with ImageImport.
@@ -26,14 +32,19 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 )
 
@@ -82,7 +93,76 @@ func Get(t testing.TB, name string) *Engine {
 		skipOrFail(t, err)
 	}
 	engines[name] = e
+	onSignal.Do(func() {
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+		go func() {
+			sig := <-ch
+			fmt.Fprintf(os.Stderr, "dockertest: %v: removing test containers and stopping the engines\n", sig)
+			StopAll()
+			os.Exit(2)
+		}()
+	})
 	return e
+}
+
+var onSignal sync.Once
+
+// LabelHub is the label every container and volume of the docker spawner
+// (and of the benchmarks' engine-only runs) carries; the sweeps remove what
+// has it.
+const LabelHub = "org.caddyhub.hub"
+
+// TrackHub removes the containers and named volumes labelled
+// org.caddyhub.hub=hubID from e when t ends, also when it fails or panics.
+func (e *Engine) TrackHub(t testing.TB, hubID string) {
+	t.Helper()
+	t.Cleanup(func() {
+		if n, err := e.sweep(LabelHub + "=" + hubID); err != nil {
+			t.Logf("dockertest: removing the containers of hub %s: %v", hubID, err)
+		} else if n > 0 {
+			t.Logf("dockertest: removed %d containers of hub %s", n, hubID)
+		}
+	})
+}
+
+// sweep force-removes the containers, then the named volumes, whose labels
+// match label ("key" or "key=value"), and returns how many containers it
+// removed.
+func (e *Engine) sweep(label string) (int, error) {
+	cli, err := client.NewClientWithOpts(client.WithHost(e.Host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return 0, err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	f := filters.NewArgs(filters.Arg("label", label))
+	list, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return 0, fmt.Errorf("%s: listing containers labelled %s: %w", e.Name, label, err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(list))
+	for i, c := range list {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+		}()
+	}
+	wg.Wait()
+	if vols, err := cli.VolumeList(ctx, volume.ListOptions{Filters: f}); err == nil {
+		for _, v := range vols.Volumes {
+			_ = cli.VolumeRemove(ctx, v.Name, true)
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return len(list), fmt.Errorf("%s: removing a container labelled %s: %w", e.Name, label, err)
+		}
+	}
+	return len(list), nil
 }
 
 func skipOrFail(t testing.TB, err error) {
@@ -162,13 +242,74 @@ func start(name string) (*Engine, error) {
 			fmt.Fprintf(os.Stderr, "dockertest: removed %d stale CNI port rules: %s\n", len(removed), strings.Join(removed, ", "))
 		}
 	}
-	// Short paths: a unix socket path must fit in 108 bytes.
-	dir, err := os.MkdirTemp("", "chd-"+name[:1])
+	// Short paths: a unix socket path must fit in 108 bytes. One fixed directory per engine kind
+	// (under the lock): a run that was killed leaves it for the next one to sweep.
+	dir := filepath.Join(os.TempDir(), "chd-"+name)
+	leftover := false
+	if _, err := os.Stat(dir); err == nil {
+		leftover = true
+		endLeftoverEngine(dir)
+	}
+	e, err := launch(name, path, dir, lock)
+	if err == nil && leftover {
+		// Every container on a test engine is a test's: remove what the killed run left.
+		if ids := e.removeAll(2 * time.Minute); len(ids) > 0 {
+			fmt.Fprintf(os.Stderr, "dockertest: %s: removed %d containers a killed test run left in %s\n", name, len(ids), dir)
+			if name == "podman" {
+				_ = sweepStaleCNI(ids)
+			}
+		}
+	}
+	if err != nil && leftover {
+		// The state a killed run left does not come up clean: start afresh.
+		fmt.Fprintf(os.Stderr, "dockertest: %s: starting afresh: the state a killed test run left in %s failed: %v\n", name, dir, err)
+		unmountUnder(dir)
+		_ = os.RemoveAll(dir)
+		e, err = launch(name, path, dir, lock)
+	}
 	if err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("temp dir for %s: %w", name, err)
+		return nil, err
+	}
+	return e, nil
+}
+
+// endLeftoverEngine kills the engine process a killed run recorded in dir/engine.pid (its process
+// group), if it still runs and is that engine (its command line names dir).
+func endLeftoverEngine(dir string) {
+	b, err := os.ReadFile(filepath.Join(dir, "engine.pid"))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || !strings.Contains(string(cmdline), dir) {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "dockertest: ending engine pid %d that a killed test run left running\n", pid)
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err != nil {
+			return
+		}
+	}
+}
+
+// launch starts engine name (program path) with its state in dir.
+func launch(name, path, dir string, lock *os.File) (*Engine, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state dir for %s: %w", name, err)
 	}
 	e := &Engine{Name: name, Dir: dir, lock: lock, done: make(chan struct{})}
+	fail := func(err error) (*Engine, error) {
+		e.lock = nil // the caller owns the lock until the engine is up
+		e.stop()
+		return nil, err
+	}
 	sock := filepath.Join(dir, name+".sock")
 	e.Host = "unix://" + sock
 	var cmd *exec.Cmd
@@ -176,8 +317,7 @@ func start(name string) (*Engine, error) {
 	case "podman":
 		conf := filepath.Join(dir, "containers.conf")
 		if err := os.WriteFile(conf, []byte(ContainersConf), 0o644); err != nil {
-			e.stop()
-			return nil, fmt.Errorf("writing containers.conf: %w", err)
+			return fail(fmt.Errorf("writing containers.conf: %w", err))
 		}
 		cmd = exec.Command(path, "--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run"),
 			"--tmpdir", filepath.Join(dir, "tmp"), "system", "service", "--time=0", e.Host)
@@ -187,25 +327,25 @@ func start(name string) (*Engine, error) {
 			"--exec-root", filepath.Join(dir, "exec"), "--pidfile", filepath.Join(dir, "docker.pid"),
 			"--iptables=false", "--storage-driver", "overlay2")
 	}
+	_ = os.Remove(sock) // a killed run's
 	logf, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
-		e.stop()
-		return nil, fmt.Errorf("engine log: %w", err)
+		return fail(fmt.Errorf("engine log: %w", err))
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		e.stop()
-		return nil, fmt.Errorf("starting %s: %w", name, err)
+		return fail(fmt.Errorf("starting %s: %w", name, err))
 	}
 	logf.Close()
 	e.cmd = cmd
+	if err := os.WriteFile(filepath.Join(dir, "engine.pid"), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
+		return fail(fmt.Errorf("recording the engine's pid: %w", err))
+	}
 	go func() { _ = cmd.Wait(); close(e.done) }()
 	if err := e.waitReady(60 * time.Second); err != nil {
-		log := e.Log()
-		e.stop()
-		return nil, fmt.Errorf("%s did not come up: %w\n%s", name, err, log)
+		return fail(fmt.Errorf("%s did not come up: %w\n%s", name, err, e.Log()))
 	}
 	return e, nil
 }
@@ -243,7 +383,8 @@ func (e *Engine) waitReady(limit time.Duration) error {
 func (e *Engine) stop() {
 	var ids []string
 	if e.cmd != nil && e.cmd.Process != nil {
-		// Remove the containers first: their network teardown deletes their port rules.
+		// Remove the containers first: their network teardown deletes their port rules, and
+		// Podman's containers would outlive its API service.
 		ids = e.removeAll(90 * time.Second)
 		_ = e.cmd.Process.Signal(syscall.SIGTERM)
 		select {
