@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -24,6 +25,7 @@ type provTimeKey struct{}
 type providerTimer struct{ next http.RoundTripper }
 
 func (p providerTimer) RoundTrip(r *http.Request) (*http.Response, error) {
+	exchanges.Add(1)
 	start := time.Now()
 	resp, err := p.next.RoundTrip(r)
 	if c, ok := r.Context().Value(provTimeKey{}).(*atomic.Int64); ok {
@@ -61,6 +63,18 @@ func (h *hub) timed(r *http.Request) (*http.Request, func()) {
 	return r, func() { h.hubNS.Add(int64(time.Since(start)) - c.Load()) }
 }
 
+// exchanges counts the HTTP exchanges of the benchmarks' logins: the browsers' and the hub's
+// (back channel) requests.
+var exchanges atomic.Int64
+
+// countingTransport counts the requests it sends in exchanges.
+type countingTransport struct{ next http.RoundTripper }
+
+func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	exchanges.Add(1)
+	return c.next.RoundTrip(r)
+}
+
 // BenchmarkOIDCLogin runs whole logins (hub → provider's form → hub
 // callback with code exchange, ID token verification and userinfo)
 // against the in-process provider, in parallel, and reports logins/s and
@@ -75,12 +89,14 @@ func BenchmarkOIDCLogin(b *testing.B) {
 		resp.Body.Close()
 	}
 	h.hubNS.Store(0)
+	exchanges.Store(0)
 	var failed atomic.Int64
 	cpu0 := processCPU()
 	start := time.Now()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		browser := oidctest.NewBrowser()
+		browser.Transport = countingTransport{http.DefaultTransport}
 		for pb.Next() {
 			resp, err := p.Login(browser, h.srv.URL+"/hub/oauth_login", "bob", "pw-bob")
 			if err != nil {
@@ -105,6 +121,51 @@ func BenchmarkOIDCLogin(b *testing.B) {
 	// CPU time of the whole process (provider, hub and browsers) per login: on a
 	// loaded machine the wall-clock figures above say more about the neighbours.
 	b.ReportMetric(float64(cpu)/float64(b.N)/1e6, "cpu-ms/login")
+	b.ReportMetric(float64(exchanges.Load())/float64(b.N), "http/login")
+	b.ReportMetric(cpuShare(cpu, elapsed), "cores-used")
+}
+
+// cpuShare is how many of the machine's cores the process used over elapsed, on average: on a
+// shared machine, what the benchmark was given.
+func cpuShare(cpu, elapsed time.Duration) float64 {
+	return float64(cpu) / float64(elapsed)
+}
+
+// BenchmarkLoopbackFloor is the machine's floor for the login benchmark, to run in the same
+// `go test -bench` invocation: the fastest possible HTTP exchange on loopback (an empty 200 from an
+// in-process server, through the same client setup as the login benchmark's browsers), in
+// parallel. A login is http/login such exchanges plus the work in them, so logins/s can never
+// exceed exchanges/s divided by http/login on the machine at that moment.
+func BenchmarkLoopbackFloor(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	var failed atomic.Int64
+	cpu0 := processCPU()
+	start := time.Now()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		client := oidctest.NewBrowser()
+		for pb.Next() {
+			resp, err := client.Get(srv.URL + "/")
+			if err != nil {
+				failed.Add(1)
+				continue
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
+	b.StopTimer()
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d of %d requests failed", n, b.N)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "exchanges/s")
+	b.ReportMetric(float64(cpu)/float64(b.N)/1e3, "cpu-us/exchange")
+	b.ReportMetric(cpuShare(cpu, elapsed), "cores-used")
 }
 
 // processCPU returns the process's user+system CPU time.

@@ -139,9 +139,11 @@ func (s *Spawner) launch(ctx context.Context, req *spawners.StartRequest, ch cho
 	if err != nil {
 		return nil, id, s.engineErr(fmt.Sprintf("inspecting container %s", name), err)
 	}
-	if info.State != nil && !info.State.Running {
+	if info.State != nil && !info.State.Running && s.Network != "host" {
 		return nil, id, s.exitedEarly(id, hostPort)
 	}
+	// On host networking the URL is known without the container: a server that already exited
+	// is reported by the hub's wait (ExitError), which starts it again when its port was taken.
 	target, err := s.targetURL(info, hostPort)
 	if err != nil {
 		return nil, id, err

@@ -62,8 +62,23 @@ type Engine struct {
 	done chan struct{}
 }
 
-// Names are the engine kinds Get knows.
-var Names = []string{"podman", "dockerd"}
+// Names are the engine kinds the tests run against: podman and dockerd, or those listed in
+// $CADDYHUB_DOCKERTEST_ENGINES (comma-separated, e.g. "dockerd" while another test process
+// holds the Podman engine's lock).
+var Names = engineNames(os.Getenv("CADDYHUB_DOCKERTEST_ENGINES"))
+
+func engineNames(env string) []string {
+	if env == "" {
+		return []string{"podman", "dockerd"}
+	}
+	var out []string
+	for _, n := range strings.Split(env, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
 
 // Required reports whether a missing engine must fail the test (HUB_REQUIRE_E2E=1).
 func Required() bool { return os.Getenv("HUB_REQUIRE_E2E") == "1" }
