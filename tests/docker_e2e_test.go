@@ -12,7 +12,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -100,35 +99,12 @@ func (h *dockerHub) spawn(t *testing.T, user string, body []byte) (int, []byte) 
 	if code, b := Do(t, "POST", URL(h.public, "/hub/api/users/"+user), h.token, nil); code != http.StatusCreated && code != http.StatusConflict {
 		t.Fatalf("creating %s: %d %s", user, code, b)
 	}
-	code, b := doSlow(t, "POST", URL(h.public, "/hub/api/users/"+user+"/server"), h.token, body)
+	code, b := Do(t, "POST", URL(h.public, "/hub/api/users/"+user+"/server"), h.token, body)
 	if code == http.StatusAccepted {
 		waitFor(t, user+"'s server to be ready", 2*time.Minute, func() bool { return h.ready(t, user) })
 		code = http.StatusCreated
 	}
 	return code, b
-}
-
-// doSlow is Do with a client that outwaits the hub's own wait for a spawn (it answers 202 after
-// 10 s): on a loaded machine the two 10 s timers race.
-func doSlow(t *testing.T, method, url, token string, body []byte) (int, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "token "+token)
-	c := Client()
-	c.Timeout = 2 * time.Minute
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
 }
 
 func (h *dockerHub) ready(t *testing.T, user string) bool {
