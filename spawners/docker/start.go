@@ -467,7 +467,9 @@ func (s *Spawner) keepFiles(ctx context.Context, info container.InspectResponse,
 	}
 	progress(spawners.Event{Progress: 48, Message: "Keeping the files of the previous container " + name})
 	ref := keptImage(name)
-	if _, err := s.cli.ContainerCommit(ctx, info.ID, container.CommitOptions{Reference: ref,
+	// An empty Config (not nil): the image takes the container's, and Podman refuses a commit
+	// request without a body.
+	if _, err := s.cli.ContainerCommit(ctx, info.ID, container.CommitOptions{Reference: ref, Config: &container.Config{},
 		Comment: "caddyhub: files of " + name + " kept across a stop (remove false)"}); err != nil {
 		return "", s.engineErr("keeping the files of old container "+name, err)
 	}
