@@ -147,7 +147,14 @@ func TestDockerSpawnerE2E(t *testing.T) {
 	for _, name := range dockertest.Names {
 		t.Run(name, func(t *testing.T) {
 			e := dockertest.Get(t, name)
-			h := startDockerHub(t, e, "allowed_images "+dockertest.TestServerImage)
+			h := startDockerHub(t, e, "allowed_images "+dockertest.TestServerImage+`
+			profile standard {
+				default
+			}
+			profile small {
+				display_name "Small"
+				mem_limit 32M
+			}`)
 
 			if code, b := h.spawn(t, "alice", nil); code != http.StatusCreated {
 				t.Fatalf("spawn: %d %s\n%s", code, b, h.inst.Log())
@@ -171,14 +178,39 @@ func TestDockerSpawnerE2E(t *testing.T) {
 				t.Errorf("websocket echo %q", got)
 			}
 
-			// A user may not pick an image outside allowed_images.
+			// A user may not pick an image outside allowed_images, nor a profile that does not exist:
+			// the hub refuses before the engine is asked.
 			code, b := h.spawn(t, "mallory", []byte(`{"image": "docker.io/library/evil:latest"}`))
-			if code == http.StatusCreated || !strings.Contains(string(b), "is not allowed") {
+			if code != http.StatusBadRequest || !strings.Contains(string(b), "is not allowed") {
 				t.Errorf("spawn with a disallowed image: %d %s", code, b)
 			}
-			if n := len(h.containers(t)); n != 1 {
-				t.Errorf("%d containers after the refused spawn, want 1", n)
+			code, b = h.spawn(t, "mallory", []byte(`{"profile": "huge"}`))
+			if code != http.StatusBadRequest || !strings.Contains(string(b), `No such profile: \"huge\"`) {
+				t.Errorf("spawn with an unknown profile: %d %s", code, b)
 			}
+			if n := len(h.containers(t)); n != 1 {
+				t.Errorf("%d containers after the refused spawns, want 1", n)
+			}
+			// A profile's limits replace the spawner's: enforced by the engine and announced.
+			if code, b := h.spawn(t, "bob", []byte(`{"profile": "small"}`)); code != http.StatusCreated {
+				t.Fatalf("spawn with profile small: %d %s\n%s", code, b, h.inst.Log())
+			}
+			body = WaitHTTP(t, URL(h.public, "/user/bob/"), http.StatusOK, 30*time.Second)
+			if !strings.Contains(body, `"MEM_LIMIT":"33554432"`) {
+				t.Errorf("bob's server (profile small) lacks MEM_LIMIT=32M: %.400s", body)
+			}
+			for _, c := range h.containers(t) {
+				if c.Labels["org.caddyhub.user"] != "bob" {
+					continue
+				}
+				if info, err := e.Client(t).ContainerInspect(context.Background(), c.ID); err != nil || info.HostConfig.Memory != 32<<20 {
+					t.Errorf("bob's container memory limit: %v %v, want 32M", info.HostConfig, err)
+				}
+			}
+			if code, b := Do(t, "DELETE", URL(h.public, "/hub/api/users/bob/server"), h.token, nil); code != http.StatusNoContent && code != http.StatusAccepted {
+				t.Fatalf("stop bob: %d %s", code, b)
+			}
+			waitFor(t, "bob's container to be removed", time.Minute, func() bool { return len(h.containers(t)) == 1 })
 
 			// An orphan: a container with the hub's labels that no record claims.
 			cli := e.Client(t)
