@@ -1,7 +1,7 @@
 package hubapp
 
 // JupyterHub's REST API (docs/protocols.md, "REST API"): every /hub/api/* endpoint except the ones
-// spawn.go registers (version and whoami in api_whoami.go, activity and server start/stop in
+// api_servers.go registers (version and whoami in api_whoami.go, activity and server start/stop in
 // api_servers.go, progress in progress.go, OAuth in oauth.go). This file holds the plumbing that every
 // endpoint shares: registration, authentication, scope checks, JSON bodies, pagination, error mapping
 // and the error body. The endpoints live in api_*.go, one file per resource.
@@ -23,6 +23,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddyhub/caddyhub/hubapp/culler"
 	"github.com/caddyhub/caddyhub/hubapp/rbac"
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
@@ -56,7 +57,7 @@ type apiState struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	services *serviceManager
-	culler   *culler
+	culler   *culler.Culler
 	wg       sync.WaitGroup
 }
 
@@ -139,7 +140,7 @@ func (h *Hub) registerAPI(mux *http.ServeMux) {
 	handle("POST authorizations/token", h.apiAuthorizationsTokenRemoved)
 	handle("GET authorizations/cookie/{cookie}", h.apiAuthorizationsCookie)
 	handle("GET authorizations/cookie/{cookie}/{value}", h.apiAuthorizationsCookie)
-	// Shares and share codes (api_shares.go).
+	// Shares and share codes (api_shares.go, api_sharecodes.go).
 	h.registerShares(handle)
 	// Health and metrics: unauthenticated health, scope-checked metrics, under /hub/ and /hub/api/.
 	mux.HandleFunc("GET "+p+"health", h.serveHealth)

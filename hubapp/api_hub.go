@@ -89,7 +89,7 @@ func (h *Hub) apiInfo(q *apiRequest) error {
 	if q.scopes().Allows("admin:users", rbac.Resource{}, nil) {
 		info["certificates"] = h.certificateInfo()
 		// Servers the spawner found that no record claims (containers with the hub's labels).
-		if orphans, err := h.orphans(q.r.Context()); err != nil {
+		if orphans, err := h.eng.Orphans(q.r.Context()); err != nil {
 			info["orphans_error"] = err.Error()
 		} else if orphans != nil {
 			info["orphans"] = orphans

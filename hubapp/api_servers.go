@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyhub/caddyhub/hubapp/rbac"
+	"github.com/caddyhub/caddyhub/hubapp/servers"
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
@@ -250,17 +251,17 @@ func (h *Hub) serveStopServer(w http.ResponseWriter, r *http.Request) {
 			if !h.app.AllowNamedServers {
 				return errStatus(http.StatusBadRequest, "Named servers are not enabled.")
 			}
-			rec, err := h.spawnServerRecord(name, server)
+			rec, err := h.eng.Record(name, server)
 			if err != nil {
 				return err
 			}
-			if rec == nil && h.rt.op(serverKey(name, server)) == nil {
+			if rec == nil && h.eng.Op(servers.Key(name, server)) == nil {
 				return errStatus(http.StatusNotFound, "%s has no server named '%s'", name, server)
 			}
 		} else if remove {
 			return errStatus(http.StatusBadRequest, "Cannot delete the default server")
 		}
-		op, err := h.beginStop(name, server, remove)
+		op, err := h.eng.BeginStop(name, server, remove)
 		if err != nil {
 			return asHTTPError(err)
 		}
@@ -269,9 +270,9 @@ func (h *Hub) serveStopServer(w http.ResponseWriter, r *http.Request) {
 			t := time.NewTimer(slowStopTimeout)
 			defer t.Stop()
 			select {
-			case <-op.done:
-				if op.err != nil {
-					return op.err
+			case <-op.Done():
+				if op.Err() != nil {
+					return op.Err()
 				}
 			case <-t.C:
 				status = http.StatusAccepted
@@ -285,13 +286,13 @@ func (h *Hub) serveStopServer(w http.ResponseWriter, r *http.Request) {
 	}).ServeHTTP(w, r)
 }
 
-// asHTTPError maps a *serverError to the API's error (with Retry-After); others pass through.
+// asHTTPError maps a *servers.Refusal to the API's error (with Retry-After); others pass through.
 func asHTTPError(err error) error {
-	var se *serverError
-	if !errors.As(err, &se) {
+	se := asRefusal(err)
+	if se == nil {
 		return err
 	}
-	he := &httpError{status: se.Status, message: se.Msg}
+	he := &httpError{status: refusalStatus(se.Code), message: se.Msg}
 	if se.RetryAfter > 0 {
 		he.header = http.Header{"Retry-After": {strconv.Itoa(se.RetryAfter)}}
 	}
@@ -314,36 +315,30 @@ func (h *Hub) apiAuthorize(w http.ResponseWriter, r *http.Request, scopes []stri
 	return q.id, true
 }
 
-// serverRecord returns a server's record, nil when it has none.
-func (h *Hub) spawnServerRecord(user, server string) (*store.Server, error) {
-	var rec *store.Server
-	err := h.store.View(func(tx *store.Txn) error {
-		var err error
-		rec, err = tx.Server(user, server)
-		return err
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	return rec, err
-}
-
 func (h *Hub) apiServerLookupError(w http.ResponseWriter, err error) {
 	h.logger.Error("reading server record", zap.Error(err))
 	apiError(w, http.StatusInternalServerError, "")
 }
 
-// waitServerStopped waits until no op is in flight on a server (tests, shutdown).
+// waitServerIdle waits until no op is in flight on a server (tests, shutdown).
 func (h *Hub) waitServerIdle(ctx context.Context, user, server string) error {
-	for {
-		op := h.rt.op(serverKey(user, server))
-		if op == nil {
-			return nil
-		}
-		select {
-		case <-op.done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return h.eng.WaitIdle(ctx, user, server)
+}
+
+// registerServerAPI registers the endpoints of the spawn flow, whoami, activity and the OAuth provider.
+func (h *Hub) registerServerAPI(mux *http.ServeMux) {
+	p := h.prefix + "api"
+	mux.HandleFunc("GET "+p+"", h.serveAPIVersion)
+	mux.HandleFunc("GET "+p+"/{$}", h.serveAPIVersion)
+	mux.HandleFunc("GET "+p+"/user", h.serveWhoami)
+	mux.HandleFunc("POST "+p+"/users/{name}/activity", h.serveActivity)
+	mux.HandleFunc("POST "+p+"/users/{name}/server", h.serveStartServer)
+	mux.HandleFunc("DELETE "+p+"/users/{name}/server", h.serveStopServer)
+	mux.HandleFunc("POST "+p+"/users/{name}/servers/{server}", h.serveStartServer)
+	mux.HandleFunc("DELETE "+p+"/users/{name}/servers/{server}", h.serveStopServer)
+	mux.HandleFunc("GET "+p+"/users/{name}/server/progress", h.serveProgress)
+	mux.HandleFunc("GET "+p+"/users/{name}/servers/{server}/progress", h.serveProgress)
+	mux.HandleFunc("GET "+p+"/oauth2/authorize", h.serveAuthorize)
+	mux.HandleFunc("POST "+p+"/oauth2/authorize", h.serveAuthorize)
+	mux.HandleFunc("POST "+p+"/oauth2/token", h.serveToken)
 }

@@ -67,11 +67,12 @@ func TestCullerCullOnce(t *testing.T) {
 		return tx.PutServer(&store.Server{User: "pending", Pending: "spawn", LastActivity: now.Add(-5 * time.Hour)})
 	})
 	no := false
-	c := &culler{h: h.Hub, now: func() time.Time { return now }, cfg: CullerConfig{
+	c := h.newCuller(CullerConfig{
 		Timeout: caddy.Duration(time.Hour), MaxAge: caddy.Duration(12 * time.Hour),
 		RemoveNamedServers: true, CullUsers: true, CullAdminUsers: &no, Concurrency: 2,
-	}}
-	n, err := c.cullOnce(context.Background())
+	})
+	c.Now = func() time.Time { return now }
+	n, err := c.CullOnce(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

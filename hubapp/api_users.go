@@ -702,7 +702,7 @@ func (h *Hub) deleteUser(name string) error {
 	return nil
 }
 
-// callStopServer stops a server through the spawn flow (spawn.go, hub-spawn helper).
+// callStopServer stops a server through the spawn engine (package servers).
 func (h *Hub) callStopServer(ctx context.Context, u *store.User, server string) error {
 	return h.stopServer(ctx, u, server)
 }

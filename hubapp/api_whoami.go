@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/caddyhub/caddyhub/hubapp/rbac"
+	"github.com/caddyhub/caddyhub/hubapp/servers"
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
@@ -125,14 +126,14 @@ func (h *Hub) whoamiUserModel(u *store.User, fields rbac.Field, scopes rbac.Set)
 	if !needServers {
 		return m
 	}
-	var servers []*store.Server
+	var recs []*store.Server
 	_ = h.store.View(func(tx *store.Txn) error {
 		var err error
-		servers, err = tx.Servers(u.Name)
+		recs, err = tx.Servers(u.Name)
 		return err
 	})
 	var def *store.Server
-	for _, s := range servers {
+	for _, s := range recs {
 		if s.Name == "" {
 			def = s
 		}
@@ -151,20 +152,20 @@ func (h *Hub) whoamiUserModel(u *store.User, fields rbac.Field, scopes rbac.Set)
 	}
 	if fields.Has(rbac.FieldServers) {
 		sm := map[string]any{}
-		for _, s := range servers {
+		for _, s := range recs {
 			if !s.Active() {
 				continue
 			}
-			if ok, _ := scopes.ServerVisibility(serverKey(u.Name, s.Name), u.Groups); !ok {
+			if ok, _ := scopes.ServerVisibility(servers.Key(u.Name, s.Name), u.Groups); !ok {
 				continue
 			}
 			var pending any
 			if s.Pending != "" {
 				pending = s.Pending
 			}
-			progress := h.prefix + "api/users/" + escapePath(u.Name) + "/server/progress"
+			progress := h.prefix + "api/users/" + servers.EscapePath(u.Name) + "/server/progress"
 			if s.Name != "" {
-				progress = h.prefix + "api/users/" + escapePath(u.Name) + "/servers/" + escapePath(s.Name) + "/progress"
+				progress = h.prefix + "api/users/" + servers.EscapePath(u.Name) + "/servers/" + servers.EscapePath(s.Name) + "/progress"
 			}
 			opts := s.UserOptions
 			if opts == nil {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/caddyhub/caddyhub/auth"
+	"github.com/caddyhub/caddyhub/hubapp/servers"
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
@@ -103,7 +103,7 @@ const refreshTimeout = 30 * time.Second
 // spawnAuth runs before a spawn: it refreshes the user's login when the authenticator can
 // (auth.UserRefresher, JupyterHub's refresh_user), stores what changed, and returns the
 // auth_state for the spawner and the environment the authenticator hands to the server. A refresh
-// that needs a new login, or a user no longer allowed, refuses the spawn (*serverError, 403).
+// that needs a new login, or a user no longer allowed, refuses the spawn (*servers.Refusal, Forbidden).
 func (h *Hub) spawnAuth(user *store.User) (map[string]any, map[string]string, error) {
 	au := h.authUser(user)
 	if rf, ok := h.authn.(auth.UserRefresher); ok {
@@ -113,13 +113,13 @@ func (h *Hub) spawnAuth(user *store.User) (map[string]any, map[string]string, er
 		switch {
 		case errors.Is(err, auth.ErrLoginExpired):
 			h.logger.Info("spawn refused: the login must be renewed", zap.String("user", user.Name), zap.Error(err))
-			return nil, nil, &serverError{Status: http.StatusForbidden, Msg: "Your sign-in has expired. Log out and sign in again to start your server."}
+			return nil, nil, &servers.Refusal{Code: servers.Forbidden, Msg: "Your sign-in has expired. Log out and sign in again to start your server."}
 		case errors.Is(err, auth.ErrNotAllowed):
 			h.logger.Info("spawn refused: the authenticator no longer allows the user", zap.String("user", user.Name), zap.Error(err))
-			return nil, nil, &serverError{Status: http.StatusForbidden, Msg: "Your account is no longer allowed on this hub."}
+			return nil, nil, &servers.Refusal{Code: servers.Forbidden, Msg: "Your account is no longer allowed on this hub."}
 		case err != nil:
 			h.logger.Warn("refreshing the login before a spawn failed", zap.String("user", user.Name), zap.Error(err))
-			return nil, nil, &serverError{Status: http.StatusServiceUnavailable, Msg: "Your sign-in could not be refreshed (the identity provider did not answer). Try again in a few minutes."}
+			return nil, nil, &servers.Refusal{Code: servers.Unavailable, Msg: "Your sign-in could not be refreshed (the identity provider did not answer). Try again in a few minutes."}
 		case nu != nil && nu != au:
 			if err := h.storeRefreshed(nu); err != nil {
 				return nil, nil, fmt.Errorf("storing the refreshed login of %s: %w", user.Name, err)
@@ -155,14 +155,4 @@ func (h *Hub) storeRefreshed(au *auth.User) error {
 		}
 		return nil
 	})
-}
-
-// mergeEnv adds the authenticator's variables to the server's; the hub's own (JUPYTERHUB_*) win.
-func mergeEnv(env, extra map[string]string) map[string]string {
-	for k, v := range extra {
-		if _, ok := env[k]; !ok {
-			env[k] = v
-		}
-	}
-	return env
 }

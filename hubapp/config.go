@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddyhub/caddyhub/auth"
 	"github.com/caddyhub/caddyhub/auth/authstate"
+	"github.com/caddyhub/caddyhub/hubapp/culler"
 	"github.com/caddyhub/caddyhub/hubapp/rbac"
 	"github.com/caddyhub/caddyhub/spawners"
 )
@@ -77,23 +78,8 @@ type GroupConfig struct {
 	Properties map[string]any `json:"properties,omitempty"`
 }
 
-// CullerConfig configures the built-in idle culler, with jupyterhub-idle-culler's options.
-type CullerConfig struct {
-	// Timeout: servers idle this long are stopped. Default: 1h.
-	Timeout caddy.Duration `json:"timeout,omitempty"`
-	// Every is how often to check. Default: timeout/2, at most 5m... (JupyterHub's cull_every: 0 → timeout/2).
-	Every caddy.Duration `json:"every,omitempty"`
-	// MaxAge stops servers older than this even if active. Default: 0 (no limit).
-	MaxAge caddy.Duration `json:"max_age,omitempty"`
-	// CullUsers deletes users whose servers were culled. Default: false.
-	CullUsers bool `json:"cull_users,omitempty"`
-	// CullAdminUsers lets cull_users remove admins too. Default: true (as the culler's default).
-	CullAdminUsers *bool `json:"cull_admin_users,omitempty"`
-	// RemoveNamedServers deletes named servers instead of stopping them. Default: false.
-	RemoveNamedServers bool `json:"remove_named_servers,omitempty"`
-	// Concurrency limits simultaneous stops. Default: 10.
-	Concurrency int `json:"concurrency,omitempty"`
-}
+// CullerConfig configures the built-in idle culler (package culler).
+type CullerConfig = culler.Config
 
 var serviceNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]*$`)
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddyhub/caddyhub/auth"
 	"github.com/caddyhub/caddyhub/caddymodule/routetable"
+	"github.com/caddyhub/caddyhub/hubapp/servers"
 	"github.com/caddyhub/caddyhub/hubapp/store"
 	"github.com/caddyhub/caddyhub/spawners"
 )
@@ -21,7 +22,8 @@ type Hub struct {
 	app     *App
 	store   *store.Store
 	table   *routetable.Table
-	rt      *runtimeState
+	rt      *servers.Runtime
+	eng     *servers.Engine // the spawn engine (spawn.go)
 	authn   auth.Authenticator
 	spawner spawners.Spawner
 	logger  *zap.Logger
@@ -49,12 +51,17 @@ func newHub(a *App) (*Hub, error) {
 		prefix:  a.BaseURL + "hub/",
 		mux:     http.NewServeMux(),
 	}
+	eng, err := h.newEngine()
+	if err != nil {
+		return nil, err
+	}
+	h.eng = eng
 	if err := h.initWeb(); err != nil {
 		return nil, err
 	}
 	h.registerWeb(h.mux)
 	h.registerRedirectLogin(h.mux)
-	h.registerSpawn(h.mux)
+	h.registerServerAPI(h.mux)
 	h.registerAPI(h.mux)
 	return h, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddyhub/caddyhub/hubapp/servers"
 	"github.com/caddyhub/caddyhub/hubapp/store"
 	"github.com/caddyhub/caddyhub/spawners"
 )
@@ -89,7 +90,7 @@ func TestLaunchedRefusedWhenNotPending(t *testing.T) {
 		{URL: "", State: fakeStateOf("alice/")},
 		nil,
 	} {
-		if err := h.recordLaunched("alice", "", srv); err == nil {
+		if err := h.eng.RecordLaunched("alice", "", srv); err == nil {
 			t.Errorf("recordLaunched(%+v) on a stopped server succeeded", srv)
 		}
 	}
@@ -123,7 +124,7 @@ func putLaunchedSpawn(t *testing.T, h *Hub, user, target string) {
 		if err := tx.CreateToken(&store.Token{User: user, Kind: "server"}, store.NewToken()); err != nil {
 			return err
 		}
-		return tx.PutOAuthClient(&store.OAuthClient{ID: oauthClientID(user, ""), User: user, SecretHash: store.Hash("x")})
+		return tx.PutOAuthClient(&store.OAuthClient{ID: servers.OAuthClientID(user, ""), User: user, SecretHash: store.Hash("x")})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -164,20 +165,20 @@ func TestAdoptLaunchedSpawn(t *testing.T) {
 			}
 			if !tt.alive {
 				assertNothingLeft(t, h, "alice", "")
-				if h.rt.op("alice/") != nil || len(sp.stops) != 0 || sp.lastRequest() != nil {
-					t.Fatalf("dead spawn: op %v, stops %v, starts %d", h.rt.op("alice/"), sp.stops, len(sp.reqs))
+				if h.eng.Op("alice/") != nil || len(sp.stops) != 0 || sp.lastRequest() != nil {
+					t.Fatalf("dead spawn: op %v, stops %v, starts %d", h.eng.Op("alice/"), sp.stops, len(sp.reqs))
 				}
 				if s := getServer(t, h, "alice", ""); s.State != nil || s.Target != "" {
 					t.Fatalf("dead spawn's state kept: %+v", s)
 				}
-				if ev, failed := h.rt.progress["alice/"].last(); !failed || !strings.Contains(ev["message"].(string), "stopped while the hub was down") {
+				if ev, failed := progressOf(h, "alice/").Last(); !failed || !strings.Contains(ev["message"].(string), "stopped while the hub was down") {
 					t.Fatalf("last progress event of a dead spawn: %v", ev)
 				}
 				return
 			}
 
 			// While the hub waits, the server is a pending spawn everywhere, and holds its credentials.
-			if op := h.rt.op("alice/"); op == nil || op.kind != "spawn" {
+			if op := h.eng.Op("alice/"); op == nil || op.Kind() != "spawn" {
 				t.Fatalf("no spawn op while waiting: %+v", op)
 			}
 			if s := getServer(t, h, "alice", ""); s.Pending != "spawn" || s.Ready {
@@ -200,10 +201,10 @@ func TestAdoptLaunchedSpawn(t *testing.T) {
 			if sp.lastRequest() != nil {
 				t.Fatal("a second start called the spawner")
 			}
-			if len(tokensOf(t, h, "alice", "server")) != 1 || !clientExists(t, h, oauthClientID("alice", "")) {
+			if len(tokensOf(t, h, "alice", "server")) != 1 || !clientExists(t, h, servers.OAuthClientID("alice", "")) {
 				t.Fatal("credentials revoked while waiting")
 			}
-			if _, err := h.beginStop("alice", "", false); err == nil {
+			if _, err := h.eng.BeginStop("alice", "", false); err == nil {
 				t.Fatal("a stop was accepted while the spawn is pending")
 			}
 
@@ -237,16 +238,14 @@ func TestAdoptLaunchedSpawn(t *testing.T) {
 				if r := h.table.Get("/user/alice"); r == nil || r.Target() != target || r.Data()["user"] != "alice" {
 					t.Fatalf("route after the server answered: %+v", r)
 				}
-				h.rt.mu.Lock()
-				_, active := h.rt.active["alice/"]
-				h.rt.mu.Unlock()
+				active := h.eng.Active("alice/")
 				if !active {
 					t.Fatal("the adopted server is not counted active")
 				}
-				if len(tokensOf(t, h, "alice", "server")) != 1 || !clientExists(t, h, oauthClientID("alice", "")) {
+				if len(tokensOf(t, h, "alice", "server")) != 1 || !clientExists(t, h, servers.OAuthClientID("alice", "")) {
 					t.Fatal("credentials lost by the adopted server")
 				}
-				if ev, _ := h.rt.progress["alice/"].last(); ev["ready"] != true || ev["progress"] != 100 {
+				if ev, _ := progressOf(h, "alice/").Last(); ev["ready"] != true || ev["progress"] != 100 {
 					t.Fatalf("last progress event: %v", ev)
 				}
 			} else {
@@ -289,7 +288,7 @@ func TestAdoptLaunchedSpawnPollError(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertNothingLeft(t, h, "alice", "")
-	if op := h.rt.op("alice/"); op != nil {
+	if op := h.eng.Op("alice/"); op != nil {
 		t.Fatalf("op left: %+v", op)
 	}
 }

@@ -193,7 +193,7 @@ func (c *activeUsersCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// Hooks for the spawn flow (spawn.go): the metrics JupyterHub records around spawns, stops and
+// Hooks for the spawn engine (package servers, through spawn.go): the metrics JupyterHub records around spawns, stops and
 // route additions. Safe to call on a stopped generation.
 
 // observeSpawn records a finished spawn; status is "success", "failure", "timeout" or "throttled".

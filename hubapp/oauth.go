@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyhub/caddyhub/hubapp/rbac"
+	"github.com/caddyhub/caddyhub/hubapp/servers"
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
@@ -41,7 +42,7 @@ var identifyRawScopes = []string{"read:users:groups!user", "read:users:name!user
 func oauthClientAccess(c *store.OAuthClient) (access []string, scope string, res rbac.Resource, ok bool) {
 	switch {
 	case c.User != "":
-		s := serverKey(c.User, c.ServerName)
+		s := servers.Key(c.User, c.ServerName)
 		return []string{"access:servers!server=" + s}, "access:servers", rbac.Resource{Server: s}, true
 	case c.Service != "":
 		return []string{"access:services!service=" + c.Service}, "access:services", rbac.Resource{Service: c.Service}, true
@@ -52,7 +53,7 @@ func oauthClientAccess(c *store.OAuthClient) (access []string, scope string, res
 func (c *authorizeRequest) client() rbac.Client {
 	switch {
 	case c.oc.User != "":
-		return rbac.Client{Server: serverKey(c.oc.User, c.oc.ServerName)}
+		return rbac.Client{Server: servers.Key(c.oc.User, c.oc.ServerName)}
 	case c.oc.Service != "":
 		return rbac.Client{Service: c.oc.Service}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/caddyhub/caddyhub/auth"
 	"github.com/caddyhub/caddyhub/caddymodule/routetable"
+	"github.com/caddyhub/caddyhub/hubapp/servers"
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
@@ -278,7 +279,7 @@ func (h *Hub) renderSpawn(w http.ResponseWriter, r *http.Request, pr *pageReques
 	}
 	var profiles []profileView
 	if list := h.profiles(); len(list) > 0 {
-		def, _ := findProfile(list, "")
+		def := servers.DefaultProfile(list)
 		for _, p := range list {
 			profiles = append(profiles, profileView{Name: p.Name, Label: cmp.Or(p.DisplayName, p.Name),
 				Description: p.Description, Selected: p.Name == def.Name})
@@ -293,10 +294,6 @@ func (h *Hub) renderSpawn(w http.ResponseWriter, r *http.Request, pr *pageReques
 		Profiles: profiles,
 	})
 }
-
-// httpStatuser is implemented by errors that carry the HTTP status to answer with (too many
-// spawns → 429, already pending → 400, ...).
-type httpStatuser interface{ HTTPStatus() int }
 
 // serveSpawn is POST /hub/spawn[/{user}[/{server}]]: start the server (h.startServer) and go to
 // its progress page, or to the server when it is ready at once.
@@ -352,12 +349,11 @@ func (h *Hub) startFromPage(w http.ResponseWriter, r *http.Request, pr *pageRequ
 	}
 	if err != nil {
 		status := http.StatusInternalServerError
-		var hs httpStatuser
-		if errors.As(err, &hs) {
-			status = hs.HTTPStatus()
+		se := asRefusal(err)
+		if se != nil {
+			status = refusalStatus(se.Code)
 		}
-		var se *serverError
-		if errors.As(err, &se) && se.RetryAfter > 0 {
+		if se != nil && se.RetryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(se.RetryAfter))
 		}
 		h.logger.Info("starting server failed", zap.String("user", u.Name), zap.String("server", server), zap.Error(err))

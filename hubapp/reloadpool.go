@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyhub/caddyhub/caddymodule/routetable"
+	"github.com/caddyhub/caddyhub/hubapp/servers"
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
@@ -28,8 +29,8 @@ type reloadState struct {
 	table  *routetable.Table
 	logger *zap.Logger
 
-	// spawns tracks users' servers in flight across config generations (see spawn.go).
-	runtime *runtimeState
+	// spawns tracks users' servers in flight across config generations (package servers).
+	runtime *servers.Runtime
 
 	stopFlush chan struct{}
 	flushDone chan struct{}
@@ -55,12 +56,12 @@ func openReloadState(dir string, logger *zap.Logger) (*reloadState, error) {
 		_ = st.Close()
 		return nil, fmt.Errorf("loading %d routes from %s: %w", len(recs), dir, err)
 	}
-	table.SetPersister(routePersister{st})
+	table.SetPersister(servers.RoutePersister{Store: st})
 	s := &reloadState{
 		store:     st,
 		table:     table,
 		logger:    logger,
-		runtime:   newRuntimeState(),
+		runtime:   servers.NewRuntime(),
 		stopFlush: make(chan struct{}),
 		flushDone: make(chan struct{}),
 	}
@@ -100,40 +101,3 @@ func (s *reloadState) Destruct() error {
 	})
 	return err
 }
-
-// routePersister adapts the store to routetable.BatchPersister.
-type routePersister struct{ st *store.Store }
-
-func (p routePersister) SaveRoute(rec routetable.Record) error {
-	return routeStoreErr(p.st.SaveRoute(storeRoute(rec)))
-}
-
-// SaveRoutes makes routePersister a routetable.BatchPersister: concurrent adds share one fsync.
-func (p routePersister) SaveRoutes(recs []routetable.Record) error {
-	routes := make([]store.Route, len(recs))
-	for i, rec := range recs {
-		routes[i] = storeRoute(rec)
-	}
-	return routeStoreErr(p.st.SaveRoutes(routes))
-}
-
-func storeRoute(rec routetable.Record) store.Route {
-	return store.Route{Key: rec.Key, Target: rec.Target, Data: rec.Data, LastActivity: rec.LastActivity}
-}
-
-func (p routePersister) DeleteRoute(key string) error { return routeStoreErr(p.st.DeleteRoute(key)) }
-
-func (p routePersister) SaveActivity(acts map[string]time.Time) error {
-	return routeStoreErr(p.st.SaveActivity(acts))
-}
-
-// routeStoreErr tells the route table (and through it the proxy API, which knows nothing of the
-// store) that a change was refused for want of disk space.
-func routeStoreErr(err error) error {
-	if errors.Is(err, store.ErrDiskFull) {
-		return fmt.Errorf("%w: %w", routetable.ErrStorageFull, err)
-	}
-	return err
-}
-
-var _ routetable.BatchPersister = routePersister{}

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyhub/caddyhub/caddymodule/routetable"
+	"github.com/caddyhub/caddyhub/hubapp/servers"
 	"github.com/caddyhub/caddyhub/hubapp/store"
 	"github.com/caddyhub/caddyhub/spawners"
 	"github.com/caddyhub/caddyhub/spawners/simple"
@@ -72,7 +73,7 @@ func (f *fakeSpawner) Start(ctx context.Context, req *spawners.StartRequest, pro
 		return fn(ctx, req, progress)
 	}
 	progress(spawners.Event{Progress: 50, Message: "half way"})
-	id := serverKey(req.User, req.ServerName)
+	id := servers.Key(req.User, req.ServerName)
 	f.mu.Lock()
 	f.alive[id] = true
 	f.mu.Unlock()
@@ -125,7 +126,7 @@ func newTestHub(t testing.TB, sp spawners.Spawner, mutate func(a *App)) *Hub {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	table := routetable.New()
-	table.SetPersister(routePersister{st})
+	table.SetPersister(servers.RoutePersister{Store: st})
 	a := &App{
 		BaseURL:              "/",
 		HubAPI:               "127.0.0.1:8081",
@@ -136,7 +137,7 @@ func newTestHub(t testing.TB, sp spawners.Spawner, mutate func(a *App)) *Hub {
 		logger:               zap.NewNop(),
 		spawner:              sp,
 	}
-	a.shared = &reloadState{store: st, table: table, logger: zap.NewNop(), runtime: newRuntimeState()}
+	a.shared = &reloadState{store: st, table: table, logger: zap.NewNop(), runtime: servers.NewRuntime()}
 	if mutate != nil {
 		mutate(a)
 	}
@@ -195,7 +196,7 @@ func tokensOf(t testing.TB, h *Hub, user, kind string) []*store.Token {
 
 func getServer(t testing.TB, h *Hub, user, server string) *store.Server {
 	t.Helper()
-	s, err := h.spawnServerRecord(user, server)
+	s, err := h.eng.Record(user, server)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +323,7 @@ func TestServerEnv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.user+"/"+tt.server, func(t *testing.T) {
-			env := h.serverEnv(tt.user, tt.server, "tok")
+			env := h.eng.Env(tt.user, tt.server, "tok")
 			for k, v := range tt.want {
 				if got, ok := env[k]; !ok || got != v {
 					t.Errorf("%s = %q (set %v), want %q", k, got, ok, v)
@@ -337,7 +338,7 @@ func TestServerEnv(t *testing.T) {
 			a.HubConnectURL = "http://hub.internal:8081"
 			a.SubdomainHost = "hub.example.org"
 		})
-		env := h.serverEnv("alice", "", "tok")
+		env := h.eng.Env("alice", "", "tok")
 		for k, v := range map[string]string{
 			"JUPYTERHUB_API_URL":            "http://hub.internal:8081/jh/hub/api",
 			"JUPYTERHUB_BASE_URL":           "/jh/",
@@ -376,15 +377,15 @@ func TestSpawnFailureLeavesNothing(t *testing.T) {
 			h := newTestHub(t, sp, nil)
 			alice := mustUser(t, h, "alice", false)
 			_, err := h.startServer(alice, "", nil)
-			var se *serverError
-			if !errors.As(err, &se) || se.Status != http.StatusInternalServerError || se.Msg != tt.msg {
+			var se *servers.Refusal
+			if !errors.As(err, &se) || refusalStatus(se.Code) != http.StatusInternalServerError || se.Msg != tt.msg {
 				t.Fatalf("startServer error = %#v, want 500 with the spawner's words", err)
 			}
 			assertNothingLeft(t, h, "alice", "")
 			if s := getServer(t, h, "alice", ""); s.Failure != tt.msg {
 				t.Fatalf("Failure = %q, want %q", s.Failure, tt.msg)
 			}
-			if ev, failed := h.rt.progress["alice/"].last(); !failed || ev["message"] != "Spawn failed: "+tt.msg {
+			if ev, failed := progressOf(h, "alice/").Last(); !failed || ev["message"] != "Spawn failed: "+tt.msg {
 				t.Fatalf("last progress event = %v", ev)
 			}
 		})
@@ -399,15 +400,13 @@ func assertNothingLeft(t *testing.T, h *Hub, user, server string) {
 	if n := len(tokensOf(t, h, user, "server")); n != 0 {
 		t.Errorf("%d server tokens left", n)
 	}
-	if clientExists(t, h, oauthClientID(user, server)) {
+	if clientExists(t, h, servers.OAuthClientID(user, server)) {
 		t.Errorf("OAuth client left")
 	}
 	if s := getServer(t, h, user, server); s != nil && s.Active() {
 		t.Errorf("server still active: %+v", s)
 	}
-	h.rt.mu.Lock()
-	_, active := h.rt.active[serverKey(user, server)]
-	h.rt.mu.Unlock()
+	active := h.eng.Active(servers.Key(user, server))
 	if active {
 		t.Errorf("server still counted active")
 	}
@@ -421,7 +420,7 @@ func TestSpawnLimitsAndRefusals(t *testing.T) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		return &spawners.Server{URL: fakeBackendURL(), State: fakeStateOf(serverKey(req.User, req.ServerName))}, nil
+		return &spawners.Server{URL: fakeBackendURL(), State: fakeStateOf(servers.Key(req.User, req.ServerName))}, nil
 	}
 	old := slowSpawnTimeout
 	slowSpawnTimeout = 50 * time.Millisecond
@@ -440,8 +439,8 @@ func TestSpawnLimitsAndRefusals(t *testing.T) {
 			t.Fatalf("repeated start = %v, %v; want pending", pending, err)
 		}
 		_, err := h.startServer(bob, "", nil)
-		var se *serverError
-		if !errors.As(err, &se) || se.Status != http.StatusTooManyRequests || se.RetryAfter < 30 || se.RetryAfter > 60 ||
+		var se *servers.Refusal
+		if !errors.As(err, &se) || refusalStatus(se.Code) != http.StatusTooManyRequests || se.RetryAfter < 30 || se.RetryAfter > 60 ||
 			!strings.HasPrefix(se.Msg, "Too many users trying to log in right now. Try again in ") {
 			t.Fatalf("over concurrent_spawn_limit: %#v", err)
 		}
@@ -471,8 +470,8 @@ func TestSpawnLimitsAndRefusals(t *testing.T) {
 		}
 		waitIdle(t, h, "alice", "") // slow_spawn_timeout is short here (and -race is slow)
 		_, err := h.startServer(bob, "", nil)
-		var se *serverError
-		if !errors.As(err, &se) || se.Status != http.StatusTooManyRequests || se.Msg != "Active user limit exceeded. Try again in a few minutes." {
+		var se *servers.Refusal
+		if !errors.As(err, &se) || refusalStatus(se.Code) != http.StatusTooManyRequests || se.Msg != "Active user limit exceeded. Try again in a few minutes." {
 			t.Fatalf("over active_server_limit: %#v", err)
 		}
 		if err := h.stopServer(context.Background(), alice, ""); err != nil {
@@ -499,8 +498,8 @@ func TestSpawnLimitsAndRefusals(t *testing.T) {
 			t.Fatal("no route for the named server")
 		}
 		_, err := h2.startServer(alice, "cpu", nil)
-		var se *serverError
-		if !errors.As(err, &se) || se.Status != http.StatusBadRequest || !strings.Contains(se.Msg, "maximum of 1 named servers") {
+		var se *servers.Refusal
+		if !errors.As(err, &se) || refusalStatus(se.Code) != http.StatusBadRequest || !strings.Contains(se.Msg, "maximum of 1 named servers") {
 			t.Fatalf("over named_server_limit_per_user: %#v", err)
 		}
 		// Stop keeps a named server's record; remove deletes it.
@@ -696,7 +695,7 @@ func TestAdoptionAndPolling(t *testing.T) {
 	sp.mu.Lock()
 	sp.alive["alive/"] = false
 	sp.mu.Unlock()
-	h.pollOnce(context.Background())
+	h.eng.PollOnce(context.Background())
 	if h.table.Get("/user/alive") != nil || getServer(t, h, "alive", "").Active() {
 		t.Fatal("poll did not notice the dead server")
 	}
@@ -763,9 +762,7 @@ func TestColdStartAdoption50k(t *testing.T) {
 	if recs, err := h.store.Routes(); err != nil || len(recs) != 100 {
 		t.Errorf("%d stored routes after adoption (%v), want the 100 alive of the 200 stored", len(recs), err)
 	}
-	h.rt.mu.Lock()
-	active := len(h.rt.active)
-	h.rt.mu.Unlock()
+	active := h.eng.ActiveCount()
 	if active != running/2 {
 		t.Errorf("%d active servers, want %d", active, running/2)
 	}
@@ -831,7 +828,7 @@ func TestSpawnFailureRealProcesses(t *testing.T) {
 				t.Fatalf("Failure = %q, want %q", s.Failure, err.Error())
 			}
 			// A process that was started is gone: its pid is in the progress events.
-			evs, _, _ := h.rt.progress["alice/"].since(0)
+			evs, _, _ := progressOf(h, "alice/").Since(0)
 			for _, ev := range evs {
 				msg, _ := ev["message"].(string)
 				var pid int
@@ -862,9 +859,7 @@ func TestStopFailureKeepsServerReachable(t *testing.T) {
 	if s := getServer(t, h, "alice", ""); !s.Ready || s.Pending != "" || s.State == nil {
 		t.Fatalf("record after a failed stop: %+v", s)
 	}
-	h.rt.mu.Lock()
-	_, active := h.rt.active["alice/"]
-	h.rt.mu.Unlock()
+	active := h.eng.Active("alice/")
 	if !active {
 		t.Fatal("a server that could not be stopped no longer counts as active")
 	}
@@ -935,7 +930,7 @@ func TestSubdomainRoutes(t *testing.T) {
 	if r := h.table.Lookup("hub.example.org", "/user/alice/tree"); r != nil {
 		t.Fatalf("alice's server is reachable on the hub's origin: %s", r.Key())
 	}
-	if ev, _ := h.rt.progress["alice/"].last(); ev["url"] != "https://alice.hub.example.org/user/alice/" {
+	if ev, _ := progressOf(h, "alice/").Last(); ev["url"] != "https://alice.hub.example.org/user/alice/" {
 		t.Fatalf("ready event url = %v", ev["url"])
 	}
 	if err := h.stopServer(context.Background(), alice, ""); err != nil {
@@ -997,9 +992,7 @@ func TestReloadDuringSpawn(t *testing.T) {
 	if len(sp.stops) != 0 {
 		t.Fatalf("a generation's stop stopped servers: %v", sp.stops)
 	}
-	h2.rt.mu.Lock()
-	_, active := h2.rt.active["alice/"]
-	h2.rt.mu.Unlock()
+	active := h2.eng.Active("alice/")
 	if !active {
 		t.Fatal("alice's server is not counted active after the reload")
 	}
@@ -1011,8 +1004,8 @@ func TestReloadDuringSpawn(t *testing.T) {
 func TestAdoptDeadServersWithManyTokens(t *testing.T) {
 	sp := newFakeSpawner()
 	h := newTestHub(t, sp, nil)
-	const servers, tokensEach = 600, 12 // ~7,800 token deletes: more than one batch of 500 takes
-	for j := range servers {
+	const nServers, tokensEach = 600, 12 // ~7,800 token deletes: more than one batch of 500 takes
+	for j := range nServers {
 		name := fmt.Sprintf("user%04d", j)
 		err := h.store.Update(func(tx *store.Txn) error {
 			if err := tx.CreateUser(&store.User{Name: name}); err != nil {
@@ -1022,7 +1015,7 @@ func TestAdoptDeadServersWithManyTokens(t *testing.T) {
 				return err
 			}
 			for range tokensEach {
-				tok := &store.Token{User: name, Kind: "oauth", OAuthClient: oauthClientID(name, "")}
+				tok := &store.Token{User: name, Kind: "oauth", OAuthClient: servers.OAuthClientID(name, "")}
 				if err := tx.CreateToken(tok, store.NewToken()); err != nil {
 					return err
 				}
@@ -1038,7 +1031,7 @@ func TestAdoptDeadServersWithManyTokens(t *testing.T) {
 	}
 	var running, left int
 	err := h.store.View(func(tx *store.Txn) error {
-		for j := range servers {
+		for j := range nServers {
 			name := fmt.Sprintf("user%04d", j)
 			s, err := tx.Server(name, "")
 			if err != nil {
@@ -1047,7 +1040,7 @@ func TestAdoptDeadServersWithManyTokens(t *testing.T) {
 			if s.Active() {
 				running++
 			}
-			toks, err := serverCredentials(tx, name, "")
+			toks, err := servers.Credentials(tx, name, "")
 			if err != nil {
 				return err
 			}
@@ -1059,6 +1052,12 @@ func TestAdoptDeadServersWithManyTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	if running != 0 || left != 0 {
-		t.Fatalf("after adopting %d dead servers: %d still recorded running, %d of their tokens left", servers, running, left)
+		t.Fatalf("after adopting %d dead servers: %d still recorded running, %d of their tokens left", nServers, running, left)
 	}
+}
+
+// progressOf is the last spawn's progress log of a server, nil when it has none.
+func progressOf(h *Hub, key string) *servers.Progress {
+	_, p := h.eng.Current(key)
+	return p
 }

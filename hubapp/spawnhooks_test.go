@@ -106,9 +106,9 @@ func TestSpawnHooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("start", "pre:alice")
-	c := &culler{h: h, now: func() time.Time { return time.Now().Add(3 * time.Hour) },
-		cfg: CullerConfig{Timeout: caddy.Duration(time.Hour), Concurrency: 1}}
-	if n, err := c.cullOnce(context.Background()); err != nil || n != 1 {
+	c := h.newCuller(CullerConfig{Timeout: caddy.Duration(time.Hour), Concurrency: 1})
+	c.Now = func() time.Time { return time.Now().Add(3 * time.Hour) }
+	if n, err := c.CullOnce(context.Background()); err != nil || n != 1 {
 		t.Fatalf("cullOnce = %d, %v", n, err)
 	}
 	waitIdle(t, h, "alice", "")
@@ -133,7 +133,7 @@ func TestSpawnHooks(t *testing.T) {
 	sp.mu.Lock()
 	sp.alive["alice/"] = false
 	sp.mu.Unlock()
-	h.pollOnce(context.Background())
+	h.eng.PollOnce(context.Background())
 	expect("found dead", "post:alice")
 
 	// Exit with cleanup_servers stops the rest.

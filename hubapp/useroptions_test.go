@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyhub/caddyhub/hubapp/servers"
 	"github.com/caddyhub/caddyhub/spawners"
 )
 
@@ -62,8 +63,8 @@ func TestUserOptionsProfiles(t *testing.T) {
 			alice := mustUser(t, h, "alice", false)
 			_, err := h.startServer(alice, "", c.opts)
 			if c.wantErr != "" {
-				var se *serverError
-				if !errors.As(err, &se) || se.Status != http.StatusBadRequest || se.Msg != c.wantErr {
+				var se *servers.Refusal
+				if !errors.As(err, &se) || refusalStatus(se.Code) != http.StatusBadRequest || se.Msg != c.wantErr {
 					t.Fatalf("startServer = %#v, want 400 %q", err, c.wantErr)
 				}
 				if s := getServer(t, h, "alice", ""); s != nil && s.Active() {

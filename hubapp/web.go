@@ -115,7 +115,7 @@ func (h *Hub) registerWeb(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+p+"error/{code}", h.page(h.serveErrorTarget))
 	mux.HandleFunc("GET "+p+"logo", h.serveLogo)
 	mux.HandleFunc("GET "+p+"favicon.ico", h.serveFavicon)
-	h.registerAcceptShare(mux) // api_shares.go
+	h.registerAcceptShare(mux) // api_sharecodes.go
 	h.registerAdmin(mux)       // admin.go
 	mux.HandleFunc(p, h.page(h.serveNotFound))
 }

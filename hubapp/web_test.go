@@ -21,6 +21,7 @@ import (
 	"github.com/caddyhub/caddyhub/auth"
 	"github.com/caddyhub/caddyhub/auth/dummy"
 	"github.com/caddyhub/caddyhub/caddymodule/routetable"
+	"github.com/caddyhub/caddyhub/hubapp/servers"
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
@@ -77,13 +78,14 @@ func newWebHub(t *testing.T, tlsServer bool, opts ...webHubOption) *webHub {
 		BaseURL:       "/",
 		CookieSecret:  hex.EncodeToString([]byte("0123456789abcdef0123456789abcdef")),
 		authenticator: d,
+		spawner:       newFakeSpawner(),
 		logger:        zap.New(core),
 		ctx:           ctx,
 	}
 	for _, o := range opts {
 		o(a)
 	}
-	a.shared = &reloadState{store: st, table: routetable.New(), runtime: newRuntimeState(), logger: a.logger}
+	a.shared = &reloadState{store: st, table: routetable.New(), runtime: servers.NewRuntime(), logger: a.logger}
 	h, err := newHub(a)
 	if err != nil {
 		t.Fatal(err)

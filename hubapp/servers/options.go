@@ -1,29 +1,28 @@
-package hubapp
+package servers
 
 import (
 	"fmt"
 	"maps"
-	"net/http"
 	"strings"
 
 	"github.com/caddyhub/caddyhub/spawners"
 )
 
-// profiles returns the spawner's profiles (spawners.OptionsSpawner), or none.
-func (h *Hub) profiles() []spawners.Profile {
-	if os, ok := h.spawner.(spawners.OptionsSpawner); ok {
+// Profiles returns the spawner's profiles (spawners.OptionsSpawner), or none.
+func (e *Engine) Profiles() []spawners.Profile {
+	if os, ok := e.spawner.(spawners.OptionsSpawner); ok {
 		return os.Profiles()
 	}
 	return nil
 }
 
-// validateUserOptions checks a start request's user options against the spawner's options form
+// ValidateUserOptions checks a start request's user options against the spawner's options form
 // (spawners.OptionsSpawner) and returns the ones to store and pass to Start. The profile is the
 // named one (a string, or a one-element list from the spawn form), or the default one; an unknown
-// profile or options the spawner refuses are a 400 refusal. Spawners without a form get opts as
-// they are.
-func (h *Hub) validateUserOptions(opts map[string]any) (map[string]any, error) {
-	os, ok := h.spawner.(spawners.OptionsSpawner)
+// profile or options the spawner refuses are an Invalid refusal. Spawners without a form get opts
+// as they are.
+func (e *Engine) ValidateUserOptions(opts map[string]any) (map[string]any, error) {
+	os, ok := e.spawner.(spawners.OptionsSpawner)
 	if !ok {
 		return opts, nil
 	}
@@ -34,7 +33,7 @@ func (h *Hub) validateUserOptions(opts map[string]any) (map[string]any, error) {
 		}
 		name, ok := profileName(opts["profile"])
 		if !ok {
-			return nil, &serverError{Status: http.StatusBadRequest, Msg: "profile must be a string"}
+			return nil, refuse(Invalid, "profile must be a string")
 		}
 		p, found := findProfile(profiles, name)
 		if !found {
@@ -42,14 +41,13 @@ func (h *Hub) validateUserOptions(opts map[string]any) (map[string]any, error) {
 			for i, p := range profiles {
 				names[i] = p.Name
 			}
-			return nil, &serverError{Status: http.StatusBadRequest, Msg: fmt.Sprintf(
-				"No such profile: %q. Choose one of: %s", name, strings.Join(names, ", "))}
+			return nil, refuse(Invalid, fmt.Sprintf("No such profile: %q. Choose one of: %s", name, strings.Join(names, ", ")))
 		}
 		opts["profile"] = p.Name
 	}
 	out, err := os.ValidateUserOptions(opts)
 	if err != nil {
-		return nil, &serverError{Status: http.StatusBadRequest, Msg: "Invalid user options: " + err.Error()}
+		return nil, refuse(Invalid, "Invalid user options: "+err.Error())
 	}
 	return out, nil
 }
@@ -86,4 +84,11 @@ func findProfile(profiles []spawners.Profile, name string) (spawners.Profile, bo
 		return profiles[0], true
 	}
 	return spawners.Profile{}, false
+}
+
+// DefaultProfile is the profile a start without one gets: the one marked default, else the first.
+// list must not be empty.
+func DefaultProfile(list []spawners.Profile) spawners.Profile {
+	p, _ := findProfile(list, "")
+	return p
 }

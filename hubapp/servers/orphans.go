@@ -1,4 +1,4 @@
-package hubapp
+package servers
 
 import (
 	"context"
@@ -12,16 +12,16 @@ import (
 	"github.com/caddyhub/caddyhub/spawners"
 )
 
-// orphans lists the servers the spawner finds on its own (spawners.OrphanLister: containers with
+// Orphans lists the servers the spawner finds on its own (spawners.OrphanLister: containers with
 // the hub's labels) that no active server record claims; nil when the spawner cannot list them.
 // The spawner logs each new orphan.
-func (h *Hub) orphans(ctx context.Context) ([]string, error) {
-	ol, ok := h.spawner.(spawners.OrphanLister)
+func (e *Engine) Orphans(ctx context.Context) ([]string, error) {
+	ol, ok := e.spawner.(spawners.OrphanLister)
 	if !ok {
 		return nil, nil
 	}
 	var claimed []json.RawMessage
-	err := h.store.View(func(tx *store.Txn) error {
+	err := e.store.View(func(tx *store.Txn) error {
 		servers, err := tx.ActiveServers()
 		for _, s := range servers {
 			if len(s.State) > 0 {
@@ -37,10 +37,10 @@ func (h *Hub) orphans(ctx context.Context) ([]string, error) {
 }
 
 // logOrphans looks for orphans once, after adoption, so that they are in the log from the start.
-func (h *Hub) logOrphans() {
+func (e *Engine) logOrphans() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := h.orphans(ctx); err != nil {
-		h.logger.Warn("looking for orphaned servers", zap.Error(err))
+	if _, err := e.Orphans(ctx); err != nil {
+		e.logger.Warn("looking for orphaned servers", zap.Error(err))
 	}
 }
