@@ -16,6 +16,7 @@ import (
 
 	"github.com/caddyhub/caddyhub/auth"
 	"github.com/caddyhub/caddyhub/caddymodule/routetable"
+	"github.com/caddyhub/caddyhub/hubapp/rbac"
 	"github.com/caddyhub/caddyhub/hubapp/servers"
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
@@ -133,7 +134,7 @@ func (h *Hub) serveHome(w http.ResponseWriter, r *http.Request, pr *pageRequest)
 }
 
 // spawnTarget resolves the {user} and {server} of /hub/spawn…, /hub/spawn-pending…: a user acts on
-// their own servers; admins on anybody's. It answers the request itself and returns ok=false when
+// their own servers, and on others' with the servers scope on them (admins hold it for everybody). It answers the request itself and returns ok=false when
 // the target is not allowed or does not exist.
 func (h *Hub) spawnTarget(w http.ResponseWriter, r *http.Request, pr *pageRequest) (user *store.User, server string, ok bool) {
 	name, server := r.PathValue("user"), r.PathValue("server")
@@ -147,27 +148,37 @@ func (h *Hub) spawnTarget(w http.ResponseWriter, r *http.Request, pr *pageReques
 	if name == pr.user.Name {
 		return pr.user, server, true
 	}
-	if !pr.user.Admin {
-		// As JupyterHub: a filtered scope that does not match is "not found", hiding existence.
-		h.renderError(w, r, pr, http.StatusNotFound, "No such user, or you may not act on their servers.")
-		return nil, "", false
-	}
-	var u *store.User
-	err := h.store.View(func(tx *store.Txn) error {
-		var err error
-		u, err = tx.User(name)
-		return err
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		h.renderError(w, r, pr, http.StatusNotFound, "No such user: "+name)
-		return nil, "", false
-	}
-	if err != nil {
+	u, err := h.findUser(name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		h.logger.Error("reading user", zap.String("user", name), zap.Error(err))
 		h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not read its database. Try again in a moment.")
 		return nil, "", false
 	}
+	if err != nil {
+		u = nil // not found
+	}
+	if !holdsOnServer(h.pageScopes(pr), name, server, u, "servers") {
+		// As JupyterHub (needs_scope("servers")): a filtered scope that does not match is "not
+		// found", hiding existence.
+		h.renderError(w, r, pr, http.StatusNotFound, "No such user, or you may not act on their servers.")
+		return nil, "", false
+	}
+	if u == nil {
+		h.renderError(w, r, pr, http.StatusNotFound, "No such user: "+name)
+		return nil, "", false
+	}
 	return u, server, true
+}
+
+// holdsOnServer reports whether scopes grant any of want on a server of user name (target is the
+// user's record, nil when there is none: group filters then match nothing), as the API's scope
+// checks do.
+func holdsOnServer(scopes rbac.Set, name, server string, target *store.User, want ...string) bool {
+	var groups []string
+	if target != nil {
+		groups = target.Groups
+	}
+	return scopes.Authorize(want, rbac.ServerResource(name, server), groups) == rbac.Allowed
 }
 
 // spawnData is the spawn template's data.
@@ -433,7 +444,10 @@ func (h *Hub) serveHubUser(w http.ResponseWriter, r *http.Request, pr *pageReque
 		return
 	}
 	user := pr.user
-	if user == nil {
+	var scopes rbac.Set
+	if user != nil {
+		scopes = h.pageScopes(pr)
+	} else {
 		// Tokens are accepted here too (API clients of a stopped server).
 		id, err := h.identify(r)
 		switch {
@@ -448,27 +462,34 @@ func (h *Hub) serveHubUser(w http.ResponseWriter, r *http.Request, pr *pageReque
 			h.redirectToLogin(w, r)
 			return
 		}
-		user = id.User
-	}
-	if name != user.Name && !user.Admin {
-		h.renderError(w, r, pr, http.StatusNotFound, "No such server, or you may not access it.")
-		return
-	}
-	if name != user.Name {
-		if _, err := h.findUser(name); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				h.renderError(w, r, pr, http.StatusNotFound, "No such user: "+name)
-			} else {
-				h.logger.Error("reading user", zap.String("user", name), zap.Error(err))
-				h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not read its database. Try again in a moment.")
-			}
-			return
-		}
+		user, scopes = id.User, id.Scopes
 	}
 	server := ""
 	if h.app.AllowNamedServers {
 		if first, _, _ := strings.Cut(rest, "/"); first != "" && h.webServer(name, first) != nil {
 			server = first
+		}
+	}
+	if name != user.Name {
+		// Gated as JupyterHub's needs_scope("access:servers"), and also open to who may start the
+		// server (servers): the page of a stopped server offers to start it. A scope held only for
+		// others is "not found".
+		target, err := h.findUser(name)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			h.logger.Error("reading user", zap.String("user", name), zap.Error(err))
+			h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not read its database. Try again in a moment.")
+			return
+		}
+		if err != nil {
+			target = nil // not found
+		}
+		if !holdsOnServer(scopes, name, server, target, "access:servers", "servers") {
+			h.renderError(w, r, pr, http.StatusNotFound, "No such server, or you may not access it.")
+			return
+		}
+		if target == nil {
+			h.renderError(w, r, pr, http.StatusNotFound, "No such user: "+name)
+			return
 		}
 	}
 	srv := h.webServer(name, server)

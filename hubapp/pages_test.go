@@ -242,6 +242,49 @@ func TestAdminActsForOthers(t *testing.T) {
 	}
 }
 
+// TestPagesGateByScopes: the spawn page and /hub/user/<name> of another user are gated by the
+// scopes servers (spawn page) and access:servers or servers (/hub/user) on that user's server, as
+// JupyterHub's needs_scope does, not by the admin flag: a non-admin with a role holding them gets
+// in; one whose role holds them for somebody else gets "not found".
+func TestPagesGateByScopes(t *testing.T) {
+	wh := newWebHub(t, false, func(a *App) {
+		a.Roles = []*Role{
+			{Name: "bob-helper", Scopes: []string{"servers!user=bob"}, Users: []string{"carol"}},
+			{Name: "bob-viewer", Scopes: []string{"access:servers!user=bob"}, Users: []string{"erin"}},
+			{Name: "root-helper", Scopes: []string{"servers!user=root", "access:servers!user=root"}, Users: []string{"dave"}},
+		}
+	})
+	bob := wh.client(t)
+	wh.mustLogin(t, bob, "bob")
+	carol := wh.client(t)
+	wh.mustLogin(t, carol, "carol")
+	dave := wh.client(t)
+	wh.mustLogin(t, dave, "dave")
+	if r := wh.do(t, carol, "GET", "/hub/spawn/bob", nil, crossSite...); r.status != http.StatusOK || !strings.Contains(r.body, "Start bob's server") {
+		t.Errorf("carol (servers!user=bob) on bob's spawn page: %d", r.status)
+	}
+	if r := wh.do(t, carol, "GET", "/hub/user/bob/lab", nil); r.status != http.StatusFailedDependency {
+		t.Errorf("carol (servers!user=bob) on bob's stopped server: %d", r.status)
+	}
+	erin := wh.client(t)
+	wh.mustLogin(t, erin, "erin")
+	if r := wh.do(t, erin, "GET", "/hub/user/bob/lab", nil); r.status != http.StatusFailedDependency {
+		t.Errorf("erin (access:servers!user=bob) on bob's stopped server: %d", r.status)
+	}
+	if r := wh.do(t, erin, "GET", "/hub/spawn/bob", nil, crossSite...); r.status != http.StatusNotFound {
+		t.Errorf("erin (access:servers only) on bob's spawn page: %d", r.status)
+	}
+	if r := wh.do(t, dave, "GET", "/hub/spawn/bob", nil, crossSite...); r.status != http.StatusNotFound {
+		t.Errorf("dave (servers!user=root) on bob's spawn page: %d", r.status)
+	}
+	if r := wh.do(t, dave, "GET", "/hub/user/bob/lab", nil); r.status != http.StatusNotFound {
+		t.Errorf("dave (access:servers!user=root) on bob's server: %d", r.status)
+	}
+	if r := wh.do(t, carol, "GET", "/hub/spawn/nobody", nil, crossSite...); r.status != http.StatusNotFound {
+		t.Errorf("carol on a missing user's spawn page: %d", r.status)
+	}
+}
+
 func TestSpawnPostXSRF(t *testing.T) {
 	wh := newWebHub(t, false)
 	alice := wh.client(t)
