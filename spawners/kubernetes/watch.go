@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -200,10 +201,23 @@ func (w *watched) close() {
 	w.stopAll()
 }
 
-// stripManagedFields drops what the spawner never reads from cached objects.
+// stripManagedFields drops what the spawner never reads from cached objects. It changes a shallow
+// copy, never the object it is handed: that one may still be shared with whoever decoded it (the fake
+// clientset's tracker keeps and reads the very object its watch delivers).
 func stripManagedFields(obj any) (any, error) {
-	if m, ok := obj.(metav1.Object); ok {
-		m.SetManagedFields(nil)
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		if o.ManagedFields != nil {
+			c := *o
+			c.ManagedFields = nil
+			return &c, nil
+		}
+	case *corev1.Event:
+		if o.ManagedFields != nil {
+			c := *o
+			c.ManagedFields = nil
+			return &c, nil
+		}
 	}
 	return obj, nil
 }
