@@ -1,8 +1,9 @@
 package hubapp
 
-// Branding: the hub's name, logo, favicon and announcement banners (README, "Branding"). The logo
-// is served at /hub/logo (jupyterhub-singleuser shows it in the notebook's header), so the hub's
-// pages and its servers show the same one; without logo_file it is drawn with the hub's name.
+// Branding: the hub's name, logo, favicon and announcement banners (README: hub_title through
+// announcement_spawn). The logo is served at /hub/logo (jupyterhub-singleuser shows it in the
+// notebook's header), so the hub's pages and its servers show the same one; without logo_file it
+// is drawn with the hub's name.
 
 import (
 	"fmt"

@@ -64,6 +64,10 @@ type serverView struct {
 	Ready    bool
 	Pending  string // "spawn", "stop" or ""
 	Failure  string
+	// LastActivity is the server's last activity (stored or seen by the proxy), "" for none.
+	LastActivity string
+	// Profile is the profile the server was started with, "" for none.
+	Profile string
 }
 
 func (h *Hub) viewServer(user, name string, srv *store.Server) serverView {
@@ -74,6 +78,8 @@ func (h *Hub) viewServer(user, name string, srv *store.Server) serverView {
 	}
 	if srv != nil {
 		v.Ready, v.Pending, v.Failure = srv.Ready, srv.Pending, failureText(srv.Failure)
+		v.LastActivity = adminTime(h.serverActivity(srv))
+		v.Profile, _ = srv.UserOptions["profile"].(string)
 	}
 	return v
 }
@@ -106,6 +112,8 @@ type homeData struct {
 	Default           serverView
 	Named             []serverView
 	AllowNamedServers bool
+	NamedLimit        int  // named_server_limit_per_user, 0 for none
+	AtLimit           bool // the user has NamedLimit named servers: no new one
 }
 
 // serveHome is GET /hub/home: the user's servers with start and stop buttons, and logout.
@@ -130,6 +138,8 @@ func (h *Hub) serveHome(w http.ResponseWriter, r *http.Request, pr *pageRequest)
 			d.Named = append(d.Named, h.viewServer(pr.user.Name, s.Name, s))
 		}
 	}
+	d.NamedLimit = max(h.app.NamedServerLimitPerUser, 0)
+	d.AtLimit = d.NamedLimit > 0 && len(d.Named) >= d.NamedLimit
 	h.render(w, r, pr, http.StatusOK, "home", "Home", d)
 }
 

@@ -97,6 +97,11 @@ func (e *Engine) checkStart(name, server string) (rec *store.Server, inFlight bo
 	if err != nil {
 		return nil, false, fmt.Errorf("reading servers of %s: %w", name, err)
 	}
+	if server != "" && rec == nil {
+		if err := checkNewServerName(server); err != nil {
+			return nil, false, err
+		}
+	}
 	if lim := e.cfg.NamedServerLimitPerUser; server != "" && rec == nil && lim > 0 && named >= lim {
 		return nil, false, refuse(Invalid, fmt.Sprintf(
 			"User %s already has the maximum of %d named servers.  One must be deleted before a new server can be created",
