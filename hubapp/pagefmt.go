@@ -1,6 +1,10 @@
 package hubapp
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/caddyhub/caddyhub/hubapp/store"
+)
 
 // failureText is a spawn failure as the pages say it: once, without the "Spawn failed: " prefixes
 // that JupyterHub's progress protocol (and wrapped errors) put in front of the cause.
@@ -14,4 +18,13 @@ func failureText(s string) string {
 		s = strings.TrimSpace(s[len("spawn failed:"):])
 	}
 	return s
+}
+
+// lastProfile is the profile a server record last started with, "" for none.
+func lastProfile(srv *store.Server) string {
+	if srv == nil {
+		return ""
+	}
+	p, _ := srv.UserOptions["profile"].(string)
+	return p
 }

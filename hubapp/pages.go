@@ -19,6 +19,7 @@ import (
 	"github.com/caddyhub/caddyhub/hubapp/rbac"
 	"github.com/caddyhub/caddyhub/hubapp/servers"
 	"github.com/caddyhub/caddyhub/hubapp/store"
+	"github.com/caddyhub/caddyhub/spawners"
 )
 
 // userRedirectLimit is how often /hub/user/… sends a browser back to a server that the store
@@ -79,7 +80,7 @@ func (h *Hub) viewServer(user, name string, srv *store.Server) serverView {
 	if srv != nil {
 		v.Ready, v.Pending, v.Failure = srv.Ready, srv.Pending, failureText(srv.Failure)
 		v.LastActivity = adminTime(h.serverActivity(srv))
-		v.Profile, _ = srv.UserOptions["profile"].(string)
+		v.Profile = lastProfile(srv)
 	}
 	return v
 }
@@ -300,10 +301,14 @@ func (h *Hub) renderSpawn(w http.ResponseWriter, r *http.Request, pr *pageReques
 	}
 	var profiles []profileView
 	if list := h.profiles(); len(list) > 0 {
-		def := servers.DefaultProfile(list)
+		// The profile the server last ran with is chosen again, else the default one.
+		chosen := servers.DefaultProfile(list).Name
+		if last := lastProfile(srv); last != "" && slices.ContainsFunc(list, func(p spawners.Profile) bool { return p.Name == last }) {
+			chosen = last
+		}
 		for _, p := range list {
 			profiles = append(profiles, profileView{Name: p.Name, Label: cmp.Or(p.DisplayName, p.Name),
-				Description: p.Description, Selected: p.Name == def.Name})
+				Description: p.Description, Selected: p.Name == chosen})
 		}
 	}
 	h.render(w, r, pr, status, "spawn", "Start a server", spawnData{

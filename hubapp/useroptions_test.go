@@ -3,13 +3,16 @@ package hubapp
 import (
 	"errors"
 	"fmt"
-	"github.com/caddyhub/caddyhub/auth/authstate"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/caddyhub/caddyhub/auth/authstate"
 	"github.com/caddyhub/caddyhub/hubapp/servers"
+	"github.com/caddyhub/caddyhub/hubapp/store"
 	"github.com/caddyhub/caddyhub/spawners"
 )
 
@@ -149,11 +152,22 @@ func TestSpawnPageProfiles(t *testing.T) {
 	c := wh.client(t)
 	wh.login(t, c, "alice", nil)
 	page := wh.do(t, c, "GET", "/hub/spawn", nil)
-	for _, want := range []string{`<select id="profile" name="profile">`, `<option value="cpu">CPU only</option>`,
-		`<option value="gpu" selected>One GPU — an A100</option>`} {
-		if !strings.Contains(page.body, want) {
-			t.Fatalf("spawn page lacks %s:\n%s", want, page.body)
+	radio := regexp.MustCompile(`<input type="radio" id="profile-(\w+)" name="profile" value="(\w+)"( checked)? required>\s*<span><strong>([^<]*)</strong>(?:<span class="muted">([^<]*)</span>)?</span>`)
+	got := radio.FindAllStringSubmatch(page.body, -1)
+	want := [][]string{{"cpu", "cpu", "", "CPU only", ""}, {"gpu", "gpu", " checked", "One GPU", "an A100"}}
+	if len(got) != len(want) || !strings.Contains(page.body, `<legend>Choose a server</legend>`) {
+		t.Fatalf("spawn page's profile choice: %q, want the radios %q in a fieldset:\n%s", got, want, page.body)
+	}
+	for i := range want {
+		if !slices.Equal(got[i][1:], want[i]) {
+			t.Errorf("profile %d: %q, want %q", i, got[i][1:], want[i])
 		}
+	}
+	// The profile a server last ran with is chosen again.
+	wh.setServer(t, &store.Server{User: "alice", Name: "", UserOptions: map[string]any{"profile": "cpu"}})
+	again := wh.do(t, c, "GET", "/hub/spawn", nil)
+	if !strings.Contains(again.body, `value="cpu" checked`) || strings.Contains(again.body, `value="gpu" checked`) {
+		t.Errorf("the spawn page does not choose the server's last profile, cpu:\n%s", again.body)
 	}
 	r := wh.do(t, c, "POST", "/hub/spawn/alice", url.Values{"_xsrf": {xsrfOf(t, page.body)}, "profile": {"tpu"}})
 	if r.status != http.StatusBadRequest || !strings.Contains(r.body, "No such profile: &#34;tpu&#34;") {
