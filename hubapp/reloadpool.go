@@ -42,17 +42,13 @@ func openReloadState(dir string, logger *zap.Logger) (*reloadState, error) {
 	if err != nil {
 		return nil, err
 	}
-	recs, err := st.Routes()
+	recs, err := loadRoutes(st, logger)
 	if err != nil {
 		_ = st.Close()
 		return nil, err
 	}
 	table := routetable.New()
-	loaded := make([]routetable.Record, 0, len(recs))
-	for _, r := range recs {
-		loaded = append(loaded, routetable.Record{Key: r.Key, Target: r.Target, Data: r.Data, LastActivity: r.LastActivity})
-	}
-	if err := table.Load(loaded); err != nil {
+	if err := table.Load(recs); err != nil {
 		_ = st.Close()
 		return nil, fmt.Errorf("loading %d routes from %s: %w", len(recs), dir, err)
 	}
