@@ -139,11 +139,22 @@ func (tx *Txn) RenameUser(oldName, newName string) error {
 // deleted), in commit order, until ctx ends. ready runs once the subscription is live: a scan
 // started after ready plus the reported changes give a consistent view (apply changes
 // idempotently). WatchUsers blocks; it returns ctx's error or a subscription error.
+//
+// Close ends every watch and waits until it has returned (a running ready or fn included) before
+// it closes the database; a watch started after Close began returns ErrClosed.
 func (s *Store) WatchUsers(ctx context.Context, ready func(), fn func(name string, deleted bool)) error {
+	ctx, done, err := s.startWatch(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	probe := []byte("meta/userwatch/" + NewSecret(8))
 	seen := make(chan struct{})
 	var once bool
+	probeDone := make(chan struct{})
+	defer func() { <-probeDone }() // before done: the probe and ready are part of the watch
 	go func() {
+		defer close(probeDone)
 		// The subscription is live once it sees a write made after it started.
 		for {
 			err := s.checkSpace()

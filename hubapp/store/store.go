@@ -51,6 +51,8 @@ type Store struct {
 	logger *zap.Logger
 	// diskFull is set while writes are refused for want of space (see ErrDiskFull).
 	diskFull atomic.Bool
+	// life orders Close after the watches (see lifecycle).
+	life lifecycle
 }
 
 // Open opens (creating if needed) the database in dir. Badger's defaults are sized for a database
@@ -67,7 +69,7 @@ func Open(dir string, logger *zap.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening badger in %s: %w", dir, err)
 	}
-	s := &Store{db: db, dir: dir, logger: logger}
+	s := &Store{db: db, dir: dir, logger: logger, life: lifecycle{stop: make(chan struct{})}}
 	if err := s.migrate(); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -98,8 +100,12 @@ func badgerOptions(dir string, logger *zap.Logger) badger.Options {
 // Dir returns the database directory.
 func (s *Store) Dir() string { return s.dir }
 
-// Close flushes and closes the database.
+// Close stops every watch (WatchUsers) and waits for it to return, then flushes and closes the
+// database. Closing twice is not an error.
 func (s *Store) Close() error {
+	if !s.beginClose() {
+		return nil
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("closing badger in %s: %w", s.dir, err)
 	}
@@ -228,7 +234,8 @@ func (tx *Txn) delete(key string) error {
 
 // scan calls fn for every key with prefix, in key order, starting at the first key ≥ prefix+start.
 // fn returns false to stop. With values false, val is nil (key-only iteration is much cheaper).
-func (tx *Txn) scan(prefix, start string, values bool, fn func(key string, val []byte) (bool, error)) error {
+func (tx *Txn) scan(prefix, start string, values bool, fn func(key string, val []byte) (bool, error)) (err error) {
+	defer closedIteratorGuard(prefix, &err)
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = []byte(prefix)
 	opts.PrefetchValues = values
