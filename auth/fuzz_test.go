@@ -13,13 +13,19 @@ import (
 // or '..', no control character, no leading '-' or '.'), fits the length limit, and every spelling
 // that differs only in case and surrounding white space normalizes to the same name. An
 // authenticator's Normalize (username_map without chains, username_pattern) keeps those
-// properties.
+// properties, and with a username_map chain (a→b, b→c, applied once as JupyterHub does) every
+// result of Normalize passes CheckUsername, the idempotent test for names that already are user
+// names, and CheckUsername accepts only names in normal form.
 func FuzzNormalizeUsername(f *testing.F) {
-	for _, s := range []string{"alice", " Alice ", "ALICE", "", ".", "..", "-x", "a/b", "a\x00", "\xff", "İstanbul", "ǅ", "ß", "K", strings.Repeat("a", 256)} {
+	for _, s := range []string{"alice", " Alice ", "ALICE", "", ".", "..", "-x", "a/b", "a\x00", "\xff", "İstanbul", "ǅ", "ß", "K", "a", "B", "Alice", strings.Repeat("a", 256)} {
 		f.Add(s)
 	}
 	o := &Options{UsernameMap: map[string]string{"root": "admin", "Bob": "robert"}, UsernamePattern: `[^@]+`}
 	if err := o.Provision(); err != nil {
+		f.Fatal(err)
+	}
+	chain := &Options{UsernameMap: map[string]string{"a": "b", "b": "c", "alice": "Bob", "bob": "carol"}}
+	if err := chain.Provision(); err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
@@ -45,6 +51,18 @@ func FuzzNormalizeUsername(f *testing.F) {
 		}
 		if up, err := NormalizeUsername(" " + strings.ToUpper(n) + "\t"); err == nil && strings.ToLower(strings.ToUpper(n)) == n && up != n {
 			t.Fatalf("%q and its upper case normalize differently: %q, %q", n, n, up)
+		}
+		if c, err := chain.Normalize(name); err != nil {
+			t.Fatalf("chain: Normalize(%q): %v (NormalizeUsername gave %q)", name, err, n)
+		} else if err := chain.CheckUsername(c); err != nil {
+			t.Fatalf("chain: Normalize(%q) = %q, which CheckUsername refuses: %v", name, c, err)
+		} else if to, ok := chain.usernameMap[n]; ok && c != to || !ok && c != n {
+			t.Fatalf("chain: Normalize(%q) = %q: the map was not applied exactly once", name, c)
+		}
+		if err := chain.CheckUsername(n); err == nil {
+			if n2, err := NormalizeUsername(n); err != nil || n2 != n {
+				t.Fatalf("chain: CheckUsername accepts %q, not in normal form", n)
+			}
 		}
 		m, err := o.Normalize(name)
 		if err != nil {

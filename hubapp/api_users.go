@@ -438,7 +438,7 @@ func (h *Hub) apiCreateUser(q *apiRequest) error {
 	if err := rbac.CheckAdminChange(q.requesterIsAdmin(), false, admin); err != nil {
 		return errStatus(http.StatusForbidden, "Only admins can grant admin permissions")
 	}
-	if norm, err := h.normalizeUsername(name); err != nil || norm != name {
+	if h.checkUsername(name) != nil {
 		return errStatus(http.StatusBadRequest, "Invalid username: %s", name)
 	}
 	if h.createsSystemUsers() {
@@ -534,8 +534,7 @@ func (h *Hub) apiPatchUser(q *apiRequest) error {
 	}
 	newName := name
 	if v, ok := data["name"].(string); ok && v != name {
-		norm, err := h.normalizeUsername(v)
-		if err != nil || norm != v {
+		if h.checkUsername(v) != nil {
 			return errStatus(http.StatusBadRequest, "Invalid username: %s", v)
 		}
 		newName = v
