@@ -21,10 +21,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
 	"github.com/caddyhub/caddyhub/hubapp/culler"
 	"github.com/caddyhub/caddyhub/hubapp/rbac"
+	"github.com/caddyhub/caddyhub/hubapp/services"
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
@@ -56,7 +58,7 @@ type apiState struct {
 
 	ctx      context.Context
 	cancel   context.CancelFunc
-	services *serviceManager
+	services *services.Supervisor // managed services; guarded by bgMu
 	culler   *culler.Culler
 	wg       sync.WaitGroup
 }
@@ -205,10 +207,11 @@ func (h *Hub) stopAPI() {
 	}
 	st.bgMu.Lock()
 	st.stopping = true // no background work starts from now on
+	sv := st.services
 	st.bgMu.Unlock()
 	st.cancel()
-	if st.services != nil {
-		st.services.stop(caddyExiting())
+	if sv != nil {
+		sv.Stop(caddy.Exiting())
 	}
 	st.wg.Wait()
 	if st.metrics != nil {

@@ -26,7 +26,7 @@ func (h *Hub) serverRouteKey(user, server string) string { return h.subdomainRou
 // serverActivity is a server's last activity: the stored time or its route's, whichever is later.
 func (h *Hub) serverActivity(s *store.Server) time.Time {
 	t := s.LastActivity
-	if h.table != nil && s.Active() {
+	if s.Active() {
 		if r := h.table.Get(h.serverRouteKey(s.User, s.Name)); r != nil {
 			if ra := r.LastActivity(); ra.After(t) {
 				t = ra

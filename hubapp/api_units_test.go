@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddyhub/caddyhub/caddymodule/routetable"
+	"github.com/caddyhub/caddyhub/hubapp/services"
 	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
@@ -225,28 +226,24 @@ func TestManagedServiceRestartAndAdoption(t *testing.T) {
 	}
 
 	// Reload: a second generation with the same definition adopts the process.
-	managedMu.Lock()
-	m1 := managedProcs[h.serviceKey("flaky")]
-	managedMu.Unlock()
+	m1 := services.Lookup(h.serviceKey("flaky"))
 	h2 := newAPIHub(t, func(a *App) { a.DataDir = dir; a.Services = []*Service{svc()} })
 	if err := h2.startAPI(); err != nil {
 		t.Fatal(err)
 	}
 	h.stopAPI()
-	managedMu.Lock()
-	m2 := managedProcs[h2.serviceKey("flaky")]
-	managedMu.Unlock()
+	m2 := services.Lookup(h2.serviceKey("flaky"))
 	if m1 != m2 {
 		t.Fatalf("reload did not adopt the managed service")
 	}
 	select {
-	case <-m2.done:
+	case <-m2.Done():
 		t.Fatalf("the old generation's stop ended the adopted service")
 	default:
 	}
 	h2.stopAPI()
 	select {
-	case <-m2.done:
+	case <-m2.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatalf("service not stopped")
 	}

@@ -95,7 +95,7 @@ func (h *Hub) apiListUsers(q *apiRequest) error {
 		if state != "" {
 			active = map[string]bool{}
 			err := tx.ActiveServerNames(func(user, server string) {
-				if state != "ready" || h.table == nil || h.table.Get(h.serverRouteKey(user, server)) != nil {
+				if state != "ready" || h.table.Get(h.serverRouteKey(user, server)) != nil {
 					active[user] = true
 				}
 			})
@@ -688,10 +688,8 @@ func (h *Hub) deleteUser(name string) error {
 		return err
 	}
 	for _, s := range servers {
-		if h.table != nil {
-			if _, err := h.table.Delete(h.serverRouteKey(name, s.Name)); err != nil {
-				return err
-			}
+		if _, err := h.table.Delete(h.serverRouteKey(name, s.Name)); err != nil {
+			return err
 		}
 	}
 	if err := h.store.Update(func(tx *store.Txn) error { return tx.DeleteUser(name) }); err != nil {

@@ -80,12 +80,7 @@ func newHubMetrics(h *Hub) *hubMetrics {
 	running := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jupyterhub_running_servers", Help: "the number of user servers currently running"},
 		count(func(tx *store.Txn) (int, error) { return tx.CountActiveServers() }))
 	routes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "caddyhub_routes", Help: "number of routes in the route table"},
-		func() float64 {
-			if h.table == nil {
-				return 0
-			}
-			return float64(h.table.Len())
-		})
+		func() float64 { return float64(h.table.Len()) })
 	websockets := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "caddyhub_websockets_open", Help: "upgraded connections (websockets) the edge is proxying now"},
 		func() float64 { return float64(caddymodule.OpenWebsockets()) })
 	storeSize := &storeSizeCollector{h: h, desc: prometheus.NewDesc("caddyhub_store_size_bytes", "on-disk size of the hub database", []string{"part"}, nil)}

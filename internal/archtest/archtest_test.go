@@ -182,7 +182,7 @@ func TestImportDirections(t *testing.T) {
 	root := filepath.Join("..", "..")
 	rules := readRules(t, filepath.Join(root, "docs", "architecture.md"))
 	pkgs := packages(t, root)
-	for _, want := range []string{"hubapp", "hubapp/servers", "hubapp/culler", "spawners", "auth"} {
+	for _, want := range []string{"hubapp", "hubapp/servers", "hubapp/culler", "hubapp/services", "spawners", "auth"} {
 		if _, ok := pkgs[want]; !ok {
 			t.Fatalf("package %s not found: the walk is broken", want)
 		}
@@ -208,6 +208,7 @@ func TestViolationsDetected(t *testing.T) {
 		{"hubapp/servers", module + "/auth"},
 		{"hubapp/culler", module + "/hubapp/servers"},
 		{"hubapp/culler", "net/http"},
+		{"hubapp/services", module + "/hubapp"},
 		{"spawners/docker", module + "/hubapp/store"},
 		{"auth/oidc", module + "/hubapp"},
 		{"caddymodule", module + "/hubapp"},

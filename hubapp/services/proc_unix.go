@@ -1,6 +1,6 @@
 //go:build unix
 
-package hubapp
+package services
 
 import (
 	"os"
