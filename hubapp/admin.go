@@ -181,58 +181,26 @@ func (h *Hub) serveAdmin(w http.ResponseWriter, r *http.Request, pr *pageRequest
 // the rows shown.
 func (h *Hub) adminRows(d *adminData) error {
 	idx := h.userIndex()
-	needle := strings.ToLower(d.Query)
 	desc := d.Sort == "-name"
 	return h.store.View(func(tx *store.Txn) error {
-		var active map[string]bool
-		if d.State != "" {
-			active = map[string]bool{}
-			if err := tx.ActiveServerNames(func(user, _ string) { active[user] = true }); err != nil {
-				return err
-			}
-		}
-		keep := func(name string) bool {
-			if needle != "" && !strings.Contains(strings.ToLower(name), needle) {
-				return false
-			}
-			switch d.State {
-			case "active", "ready":
-				return active[name]
-			case "inactive":
-				return !active[name]
-			}
-			return true
-		}
-		var names []string
-		switch {
-		case needle == "" && d.State == "" && idx != nil:
+		if d.Query == "" && d.State == "" && idx != nil {
 			page, total := idx.page(d.Offset, d.Limit, desc)
 			d.Total = total
 			return h.adminFill(tx, d, page)
-		case d.State == "active" || d.State == "ready":
-			for n := range active {
-				if keep(n) {
-					names = append(names, n)
-				}
-			}
-			slices.Sort(names)
-		case idx != nil:
-			names = idx.filter(keep)
-		default:
-			if err := tx.UserNames("", func(n string) bool {
-				if keep(n) {
-					names = append(names, n)
-				}
-				return true
-			}); err != nil {
-				return err
-			}
+		}
+		sel, err := h.newUserSelection(tx, d.Query, d.State, false)
+		if err != nil {
+			return err
+		}
+		names, err := sel.names(tx, idx)
+		if err != nil {
+			return err
 		}
 		if d.State == "ready" {
 			// Active is cheap (keys only); ready needs the records of the active users' servers.
 			names = slices.DeleteFunc(names, func(n string) bool {
 				servers, err := tx.Servers(n)
-				return err != nil || !slices.ContainsFunc(servers, func(s *store.Server) bool { return s.Ready })
+				return err != nil || !hasReadyServer(servers)
 			})
 		}
 		if desc {
@@ -258,7 +226,6 @@ func (h *Hub) adminFill(tx *store.Txn, d *adminData, names []string) error {
 			return err
 		}
 		row := adminRow{Name: u.Name, APIURL: h.prefix + "api/users/" + url.PathEscape(u.Name), Admin: u.Admin, Groups: u.Groups}
-		last := u.LastActivity
 		var started time.Time
 		hasDefault := false
 		for _, s := range servers {
@@ -285,9 +252,6 @@ func (h *Hub) adminFill(tx *store.Txn, d *adminData, names []string) error {
 				if started.IsZero() || s.Started.Before(started) {
 					started = s.Started
 				}
-				if a := h.serverActivity(s); a.After(last) {
-					last = a
-				}
 			}
 			if p, ok := s.UserOptions["profile"].(string); ok {
 				v.Profile = p
@@ -304,7 +268,7 @@ func (h *Hub) adminFill(tx *store.Txn, d *adminData, names []string) error {
 				State: "stopped", URL: h.webServerURL(u.Name, ""), APIURL: row.APIURL + "/server",
 			}}, row.Servers...)
 		}
-		row.LastActivity, row.Started = adminTime(last), adminTime(started)
+		row.LastActivity, row.Started = adminTime(h.lastActivityOf(u, servers)), adminTime(started)
 		d.Rows = append(d.Rows, row)
 	}
 	return nil

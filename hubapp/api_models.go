@@ -120,15 +120,12 @@ func (h *Hub) userModel(scopes rbac.Set, u *store.User, servers []*store.Server,
 		m["groups"] = groups
 	}
 	var def *store.Server
-	last := u.LastActivity
 	for _, s := range servers {
 		if s.Name == "" {
 			def = s
 		}
-		if a := h.serverActivity(s); a.After(last) {
-			last = a
-		}
 	}
+	last := h.lastActivityOf(u, servers)
 	if f.Has(rbac.FieldServer) {
 		var srv any
 		if def != nil && def.Ready {

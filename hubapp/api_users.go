@@ -87,33 +87,9 @@ func (h *Hub) apiListUsers(q *apiRequest) error {
 	)
 	idx := h.userIndex()
 	err = h.store.View(func(tx *store.Txn) error {
-		// active: users with a running or pending server, from the index (O(running)).
-		// ready: an active server with a route (the spawn flow adds the route just before it marks
-		// the server ready and removes it when the server stops); the page's rows are then checked
-		// against the records. Both read keys and memory only.
-		var active map[string]bool
-		if state != "" {
-			active = map[string]bool{}
-			err := tx.ActiveServerNames(func(user, server string) {
-				if state != "ready" || h.table.Get(h.serverRouteKey(user, server)) != nil {
-					active[user] = true
-				}
-			})
-			if err != nil {
-				return err
-			}
-		}
-		keep := func(name string) bool {
-			if nameFilter != "" && !strings.Contains(strings.ToLower(name), nameFilter) {
-				return false
-			}
-			switch state {
-			case "active", "ready":
-				return active[name]
-			case "inactive":
-				return !active[name]
-			}
-			return true
+		sel, err := h.newUserSelection(tx, nameFilter, state, true)
+		if err != nil {
+			return err
 		}
 		// Candidate names in name order.
 		var names []string
@@ -176,27 +152,13 @@ func (h *Hub) apiListUsers(q *apiRequest) error {
 				}
 			}
 			for n := range set {
-				if keep(n) {
+				if sel.keep(n) {
 					names = append(names, n)
 				}
 			}
 			slices.Sort(names)
-		case state == "active" || state == "ready":
-			for n := range active {
-				if keep(n) {
-					names = append(names, n)
-				}
-			}
-			slices.Sort(names)
-		case idx != nil:
-			names = idx.filter(keep)
 		default:
-			if err := tx.UserNames("", func(n string) bool {
-				if keep(n) {
-					names = append(names, n)
-				}
-				return true
-			}); err != nil {
+			if names, err = sel.names(tx, idx); err != nil {
 				return err
 			}
 		}
@@ -249,7 +211,7 @@ func (h *Hub) apiListUsers(q *apiRequest) error {
 			if err != nil {
 				return err
 			}
-			if state == "ready" && !slices.ContainsFunc(servers, func(s *store.Server) bool { return s.Ready }) {
+			if state == "ready" && !hasReadyServer(servers) {
 				continue // routed but not (or no longer) ready: JupyterHub's post-filter
 			}
 			if m := h.userModel(scopes, u, servers, stopped); m != nil {
@@ -279,14 +241,8 @@ func (h *Hub) userRow(tx *store.Txn, scopes rbac.Set, u *store.User, stopped boo
 
 // userActivity is max(stored, route activity of the user's active servers).
 func (h *Hub) userActivity(tx *store.Txn, u *store.User) time.Time {
-	t := u.LastActivity
 	servers, _ := tx.Servers(u.Name)
-	for _, s := range servers {
-		if a := h.serverActivity(s); a.After(t) {
-			t = a
-		}
-	}
-	return t
+	return h.lastActivityOf(u, servers)
 }
 
 // fullUserModel reads a user's servers and builds the model.
