@@ -116,6 +116,11 @@ type StartRequest struct {
 	// authenticator keeps none. A spawner may put parts of it in the
 	// server's environment; it must never log it.
 	AuthState map[string]any
+	// PrevState is what the hub kept of this server's state when it last
+	// stopped (StateKeeper.KeepState), nil when it kept nothing: e.g. the
+	// name of the user's storage claim, which must not be derived from the
+	// username again.
+	PrevState json.RawMessage
 	// Launched, when not nil, is how the hub learns about a server before
 	// Start returns, for a spawner whose Start takes long after the server
 	// exists (pulling an image, scheduling a pod): call it through

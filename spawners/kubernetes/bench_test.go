@@ -70,7 +70,7 @@ func TestBenchKubernetes(t *testing.T) {
 	var states []spawners.Server
 	w0, r0 := rc.writes.Load(), rc.reads.Load()
 	for i := range seq {
-		srv, err := s.Start(ctx, startReq(fmt.Sprintf("seq%d", i)), nil)
+		srv, err := spawners.StartAndWait(ctx, s, startReq(fmt.Sprintf("seq%d", i)), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +114,7 @@ func TestBenchKubernetes(t *testing.T) {
 	for i := range conc {
 		wg.Go(func() {
 			t0 := time.Now()
-			if _, err := s.Start(ctx, startReq(fmt.Sprintf("c%d", i)), nil); err != nil {
+			if _, err := spawners.StartAndWait(ctx, s, startReq(fmt.Sprintf("c%d", i)), nil); err != nil {
 				failed.Add(1)
 				t.Log(err)
 			}

@@ -169,6 +169,11 @@ type Config struct {
 	// Profiles are the choices offered to users (KubeSpawner's
 	// profile_list). Default: none.
 	Profiles []Profile `json:"profiles,omitempty"`
+	// Port is the port the server listens on inside its pod (it gets it in
+	// JUPYTERHUB_SERVICE_URL, http://0.0.0.0:<port>/user/<name>/), the
+	// container port, and the port the route (or the per-user Service)
+	// targets; 1..65535. Default: 8888.
+	Port int `json:"port,omitempty"`
 	// PerUserService creates a ClusterIP Service per server and routes to
 	// its DNS name instead of the pod IP (for a hub whose network reaches
 	// services but not pods). Default: false.
@@ -197,6 +202,12 @@ var (
 func (c *Config) provision(o *spawners.Options) error {
 	if c.DeleteGracePeriod == 0 {
 		c.DeleteGracePeriod = caddy.Duration(defaultDeleteGrace)
+	}
+	if c.Port == 0 {
+		c.Port = DefaultPort
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		return fmt.Errorf("port: %d is not in 1..65535", c.Port)
 	}
 	if c.DeleteGracePeriod < 0 {
 		return fmt.Errorf("delete_grace_period must not be negative")
@@ -450,6 +461,16 @@ func (c *Config) unmarshalOwn(d *caddyfile.Dispenser) (bool, error) {
 		} else {
 			c.FSGID = n
 		}
+	case "port":
+		v, err := one()
+		if err != nil {
+			return true, err
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 65535 {
+			return true, d.Errf("port: %q is not a port number (1..65535)", v)
+		}
+		c.Port = n
 	case "api_qps", "api_burst":
 		v, err := one()
 		if err != nil {

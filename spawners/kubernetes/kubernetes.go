@@ -57,8 +57,6 @@ type Spawner struct {
 	client kubernetes.Interface
 	// wrapTransport, when set before Provision (tests, benchmarks), wraps the client's transport.
 	wrapTransport func(http.RoundTripper) http.RoundTripper
-	// noHTTPWait makes Start return once the pod runs (tests of the spawner alone).
-	noHTTPWait bool
 
 	pods   *watched
 	events *watched
@@ -605,9 +603,9 @@ func (s *Spawner) Stats() Stats {
 // serverURL is what the route targets: the pod IP, or the Service's DNS name.
 func (s *Spawner) serverURL(pod *corev1.Pod, svc string) string {
 	if svc != "" {
-		return "http://" + net.JoinHostPort(svc+"."+pod.Namespace+".svc", strconv.Itoa(DefaultPort))
+		return "http://" + net.JoinHostPort(svc+"."+pod.Namespace+".svc", strconv.Itoa(s.Port))
 	}
-	return "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(DefaultPort))
+	return "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(s.Port))
 }
 
 // UnmarshalCaddyfile sets up the spawner from Caddyfile tokens, the
@@ -653,6 +651,7 @@ func (s *Spawner) serverURL(pod *corev1.Pod, svc string) string {
 //			cpu_limit|cpu_guarantee <cores>
 //			node_selector <key> <value>
 //		}
+//		port <port>
 //		per_user_service
 //		delete_grace_period <duration>
 //		resync <duration>
@@ -670,4 +669,10 @@ var (
 	_ caddy.Provisioner     = (*Spawner)(nil)
 	_ caddy.CleanerUpper    = (*Spawner)(nil)
 	_ caddyfile.Unmarshaler = (*Spawner)(nil)
+
+	_ spawners.RemoteSpawner  = (*Spawner)(nil)
+	_ spawners.OptionsSpawner = (*Spawner)(nil)
+	_ spawners.StateKeeper    = (*Spawner)(nil)
+	_ spawners.ExitReasoner   = (*Spawner)(nil)
+	_ spawners.StorageDeleter = (*Spawner)(nil)
 )

@@ -116,10 +116,9 @@ func startReq(user string) *spawners.StartRequest {
 		Env: map[string]string{"JUPYTERHUB_API_TOKEN": "secret-token"}}
 }
 
-// launch runs Start up to the point where the pod runs (the HTTP wait is the hub's).
+// launch runs Start, which returns once the pod runs (the HTTP wait is the hub's).
 func launch(t *testing.T, s *Spawner, req *spawners.StartRequest, progress func(spawners.Event)) (*spawners.Server, error) {
 	t.Helper()
-	s.noHTTPWait = true
 	return s.Start(context.Background(), req, progress)
 }
 
@@ -237,7 +236,7 @@ func TestProfiles(t *testing.T) {
 	kubelet(t, fc, "hub", nil)
 	s := newTestSpawner(t, fc, func(s *Spawner) {
 		s.MemLimit = "1G"
-		s.Profiles = []Profile{
+		s.Config.Profiles = []Profile{
 			{Slug: "small"},
 			{Slug: "gpu", Default: true, Image: "example/gpu", MemLimit: "8G", CPULimit: 4, NodeSelector: map[string]string{"gpu": "yes"}},
 		}
@@ -422,12 +421,30 @@ func TestStallDropsWatch(t *testing.T) {
 
 func TestUserNamespacesAndStorage(t *testing.T) {
 	fc := newFakeCluster()
+	var runPods atomic.Bool
+	kubelet(t, fc, "", func(pod *corev1.Pod) bool {
+		if runPods.Load() {
+			setRunning(pod, "10.1.2.3")
+			_, _ = fc.CoreV1().Pods(pod.Namespace).UpdateStatus(context.Background(), pod, metav1.UpdateOptions{})
+		}
+		return false
+	})
 	s := newTestSpawner(t, fc, func(s *Spawner) {
 		s.UserNamespaces = true
 		s.Storage = &Storage{}
-		s.StartTimeout = spawnersDuration(time.Second) // no kubelet: the start times out, the claim stays
+		s.StartTimeout = spawnersDuration(time.Second)
 	})
 	ctx := context.Background()
+	claims := func(ns string) []string {
+		list, _ := fc.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
+		var out []string
+		for _, c := range list.Items {
+			out = append(out, c.Name)
+		}
+		return out
+	}
+
+	// A first start that fails (no pod runs) deletes the claim it named: a retry would make another.
 	if _, err := launch(t, s, startReq("ivy"), nil); !errors.Is(err, spawners.ErrStartTimeout) {
 		t.Fatalf("err %v", err)
 	}
@@ -435,24 +452,133 @@ func TestUserNamespacesAndStorage(t *testing.T) {
 	if len(nss.Items) != 1 || !strings.HasPrefix(nss.Items[0].Name, "hub-ivy-") {
 		t.Fatalf("namespaces %+v", nss.Items)
 	}
-	ns := nss.Items[0].Name
-	pvcs, _ := fc.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
-	if len(pvcs.Items) != 1 {
-		t.Fatalf("claims %+v", pvcs.Items)
+	if c := claims(""); len(c) != 0 {
+		t.Fatalf("claims left by a failed first start: %v", c)
 	}
-	kept := state{Namespace: ns, PVC: pvcs.Items[0].Name}.raw()
+
+	// A start that works names the claim; the hub keeps it (KeepState) and hands it back to the next
+	// start (PrevState), which mounts the same claim, in the same namespace, even for a renamed user.
+	runPods.Store(true)
+	srv, err := launch(t, s, startReq("ivy"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := parseState(srv.State)
+	if c := claims(st.Namespace); len(c) != 1 || c[0] != st.PVC {
+		t.Fatalf("claims %v, state %+v", c, st)
+	}
+	if err := s.Stop(ctx, srv.State); err != nil {
+		t.Fatal(err)
+	}
+	kept := s.KeepState(srv.State)
+	req := startReq("ivy-renamed")
+	req.PrevState = kept
+	srv2, err := launch(t, s, req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2, _ := parseState(srv2.State)
+	if st2.PVC != st.PVC || st2.Namespace != st.Namespace || st2.Pod == st.Pod {
+		t.Fatalf("second start %+v, first %+v", st2, st)
+	}
+	pod, _ := fc.CoreV1().Pods(st2.Namespace).Get(ctx, st2.Pod, metav1.GetOptions{})
+	if v := pod.Spec.Volumes; len(v) != 1 || v[0].PersistentVolumeClaim.ClaimName != st.PVC {
+		t.Fatalf("volumes %+v", v)
+	}
+
+	// A failed start with a kept claim leaves that claim alone.
+	runPods.Store(false)
+	req = startReq("ivy-renamed")
+	req.PrevState = s.KeepState(srv2.State)
+	if _, err := launch(t, s, req, nil); err == nil {
+		t.Fatal("start without a kubelet worked")
+	}
+	if c := claims(st.Namespace); len(c) != 1 {
+		t.Fatalf("kept claim deleted by a failed start: %v", c)
+	}
+
 	if err := s.DeleteUserStorage(ctx, []json.RawMessage{kept}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fc.CoreV1().PersistentVolumeClaims(ns).Get(ctx, pvcs.Items[0].Name, metav1.GetOptions{}); err != nil {
+	if c := claims(st.Namespace); len(c) != 1 {
 		t.Error("claim deleted although delete_with_user is off")
 	}
 	s.Storage.DeleteWithUser = true
 	if err := s.DeleteUserStorage(ctx, []json.RawMessage{kept}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fc.CoreV1().PersistentVolumeClaims(ns).Get(ctx, pvcs.Items[0].Name, metav1.GetOptions{}); err == nil {
+	if c := claims(st.Namespace); len(c) != 0 {
 		t.Error("claim kept although delete_with_user is on")
+	}
+}
+
+func TestOptionsSpawnerAndPort(t *testing.T) {
+	fc := newFakeCluster()
+	kubelet(t, fc, "hub", nil)
+	s := newTestSpawner(t, fc, func(s *Spawner) {
+		s.Port = 9999
+		s.PerUserService = true
+		s.Config.Profiles = []Profile{{Slug: "small", DisplayName: "Small", Description: "1 CPU"}, {Slug: "big", Default: true}}
+	})
+	got := s.Profiles()
+	if len(got) != 2 || got[0].Name != "small" || got[0].DisplayName != "Small" || got[0].Description != "1 CPU" ||
+		got[1].DisplayName != "big" || !got[1].Default {
+		t.Fatalf("profiles %+v", got)
+	}
+	for _, c := range []struct {
+		in   map[string]any
+		want string
+		err  string
+	}{
+		{nil, "big", ""},
+		{map[string]any{"profile": "small"}, "small", ""},
+		{map[string]any{"profile": "gpu"}, "", "unknown profile"},
+		{map[string]any{"profile": 3}, "", "must be a string"},
+		{map[string]any{"profile": "small", "image": "evil"}, "", `unknown option "image"`},
+	} {
+		out, err := s.ValidateUserOptions(c.in)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%v: err %v, want %q", c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil || out["profile"] != c.want || len(out) != 1 {
+			t.Errorf("%v: %v %v", c.in, out, err)
+		}
+	}
+
+	srv, err := launch(t, s, startReq("pat"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := parseState(srv.State)
+	if srv.URL != "http://"+st.Service+".hub.svc:9999" {
+		t.Errorf("URL %s", srv.URL)
+	}
+	pod, _ := fc.CoreV1().Pods("hub").Get(context.Background(), st.Pod, metav1.GetOptions{})
+	env := map[string]string{}
+	for _, e := range pod.Spec.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	if pod.Spec.Containers[0].Ports[0].ContainerPort != 9999 || env["JUPYTERHUB_SERVICE_URL"] != "http://0.0.0.0:9999/user/pat/" {
+		t.Errorf("port %d, service URL %s", pod.Spec.Containers[0].Ports[0].ContainerPort, env["JUPYTERHUB_SERVICE_URL"])
+	}
+	svc, err := fc.CoreV1().Services("hub").Get(context.Background(), st.Service, metav1.GetOptions{})
+	if err != nil || svc.Spec.Ports[0].Port != 9999 || svc.Spec.Ports[0].TargetPort.IntValue() != 9999 {
+		t.Errorf("service %v %+v", err, svc)
+	}
+
+	// The reason of a pod that stops while the hub waits for HTTP reaches the user (ExitError).
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: containerName,
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "OOMKilled", ExitCode: 137}}}}
+	pod.Status.Phase = corev1.PodFailed
+	if _, err := fc.CoreV1().Pods("hub").UpdateStatus(context.Background(), pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { ok, _ := s.Poll(context.Background(), srv.State); return !ok })
+	if err := srv.ExitError(); err == nil || !strings.Contains(err.Error(), "ran out of memory") || !errors.Is(err, spawners.ErrExitedEarly) {
+		t.Errorf("exit error %v", err)
 	}
 }
 

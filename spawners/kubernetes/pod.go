@@ -134,7 +134,7 @@ func (s *Spawner) choose(opts map[string]any) (choice, error) {
 
 // profileFor finds the profile named by opts["profile"], or the default one; nil when there are none.
 func (s *Spawner) profileFor(opts map[string]any) (*Profile, error) {
-	if len(s.Profiles) == 0 {
+	if len(s.Config.Profiles) == 0 {
 		if v, ok := opts["profile"]; ok && v != "" {
 			return nil, fmt.Errorf("there are no profiles to choose from, got profile %v", v)
 		}
@@ -142,12 +142,12 @@ func (s *Spawner) profileFor(opts map[string]any) (*Profile, error) {
 	}
 	raw, ok := opts["profile"]
 	if !ok || raw == "" || raw == nil {
-		for i := range s.Profiles {
-			if s.Profiles[i].Default {
-				return &s.Profiles[i], nil
+		for i := range s.Config.Profiles {
+			if s.Config.Profiles[i].Default {
+				return &s.Config.Profiles[i], nil
 			}
 		}
-		return &s.Profiles[0], nil
+		return &s.Config.Profiles[0], nil
 	}
 	if list, ok := raw.([]any); ok && len(list) == 1 { // a form field arrives as a list
 		raw = list[0]
@@ -156,13 +156,13 @@ func (s *Spawner) profileFor(opts map[string]any) (*Profile, error) {
 	if !ok {
 		return nil, fmt.Errorf("profile must be a string, got %T", raw)
 	}
-	for i := range s.Profiles {
-		if s.Profiles[i].Slug == slug {
-			return &s.Profiles[i], nil
+	for i := range s.Config.Profiles {
+		if s.Config.Profiles[i].Slug == slug {
+			return &s.Config.Profiles[i], nil
 		}
 	}
-	slugs := make([]string, len(s.Profiles))
-	for i, p := range s.Profiles {
+	slugs := make([]string, len(s.Config.Profiles))
+	for i, p := range s.Config.Profiles {
 		slugs[i] = p.Slug
 	}
 	return nil, fmt.Errorf("unknown profile %q; choose one of %s", slug, strings.Join(slugs, ", "))
@@ -188,7 +188,7 @@ func (s *Spawner) buildPod(req *spawners.StartRequest, ns, name, pvc string, c c
 	if s.Storage != nil {
 		home = s.Storage.MountPath
 	}
-	serviceURL := "http://" + net.JoinHostPort("0.0.0.0", strconv.Itoa(DefaultPort)) + req.ServicePrefix
+	serviceURL := "http://" + net.JoinHostPort("0.0.0.0", strconv.Itoa(s.Port)) + req.ServicePrefix
 	env := s.env(req, serviceURL, home)
 	if q, ok := res.Limits[corev1.ResourceMemory]; ok {
 		env["MEM_LIMIT"] = strconv.FormatInt(q.Value(), 10)
@@ -243,7 +243,7 @@ func (s *Spawner) buildPod(req *spawners.StartRequest, ns, name, pvc string, c c
 		ImagePullPolicy: corev1.PullPolicy(s.ImagePullPolicy),
 		Args:            append(append([]string(nil), s.Cmd...), s.Args...),
 		Env:             envVars,
-		Ports:           []corev1.ContainerPort{{Name: "notebook-port", ContainerPort: int32(DefaultPort), Protocol: corev1.ProtocolTCP}},
+		Ports:           []corev1.ContainerPort{{Name: "notebook-port", ContainerPort: int32(s.Port), Protocol: corev1.ProtocolTCP}},
 		Resources:       res,
 		SecurityContext: &corev1.SecurityContext{
 			RunAsUser: &uid, RunAsGroup: &gid, RunAsNonRoot: &nonRoot, AllowPrivilegeEscalation: &noEscalation,
@@ -344,7 +344,7 @@ func (s *Spawner) buildService(pod *corev1.Pod) *corev1.Service {
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,
 			Selector: map[string]string{LabelPod: pod.Name, LabelHub: s.HubName},
-			Ports:    []corev1.ServicePort{{Name: "notebook", Port: int32(DefaultPort), TargetPort: intstr.FromInt32(int32(DefaultPort))}},
+			Ports:    []corev1.ServicePort{{Name: "notebook", Port: int32(s.Port), TargetPort: intstr.FromInt32(int32(s.Port))}},
 		},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,8 +16,8 @@ import (
 )
 
 // Start creates the server's pod (after its namespace and claim, when those are configured), waits
-// until the pod runs and is ready, from the informer, and reports its URL. A start that fails or is
-// canceled deletes the pod it created.
+// until the pod runs and is ready, from the informer, and returns its URL; the hub then waits for the
+// server to answer HTTP there. A start that fails or is canceled deletes the pod it created.
 func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progress func(spawners.Event)) (*spawners.Server, error) {
 	if progress == nil {
 		progress = func(spawners.Event) {}
@@ -47,9 +48,17 @@ func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progres
 	} else if prev.Namespace != "" && prev.Namespace != s.Namespace {
 		st.PVC = "" // the claim is in a namespace this configuration no longer uses
 	}
+	ok := false
 	if s.Storage != nil {
 		if st.PVC == "" {
+			// A claim first named by this start is deleted again if the start fails: the hub keeps
+			// no state of a failed start, and a retry would otherwise make another claim each time.
 			st.PVC = newName("claim", req.User, req.ServerName)
+			defer func(st state) {
+				if !ok {
+					s.deleteFreshClaim(st)
+				}
+			}(st)
 		}
 		claim := s.buildPVC(req.User, st.Namespace, st.PVC)
 		err := createOnce(ctx, true, func() error {
@@ -90,7 +99,6 @@ func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progres
 	s.mu.Lock()
 	s.sinks[st.UID] = sink
 	s.mu.Unlock()
-	ok := false
 	defer func() {
 		if !ok {
 			s.deleteLeftover(st)
@@ -113,40 +121,36 @@ func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progres
 	if err != nil {
 		return nil, err
 	}
-	srv := &spawners.Server{URL: s.serverURL(running, st.Service), State: st.raw()}
-	if err := req.ReportLaunched(srv); err != nil {
-		return nil, fmt.Errorf("spawner kubernetes: %w", err)
-	}
-	if !s.noHTTPWait {
-		if err := s.waitHTTP(ctx, srv.URL+req.ServicePrefix, deadline); err != nil {
-			return nil, err
-		}
-	}
+	raw := st.raw()
+	srv := &spawners.Server{URL: s.serverURL(running, st.Service), State: raw,
+		// The hub polls (from the informer's cache) while it waits for HTTP; a pod that stops meanwhile
+		// is reported with its reason (out of memory, evicted, exited with status N...).
+		ExitError: func() error {
+			return &spawners.StartError{Kind: spawners.ErrExitedEarly, Msg: "The server stopped while starting: " + s.ExitReason(raw) + "."}
+		}}
 	ok = true
 	return srv, nil
 }
 
-// waitHTTP waits until the server answers HTTP (the spawner contract of this hub version; a hub that
-// waits by itself makes this unnecessary).
-func (s *Spawner) waitHTTP(ctx context.Context, url string, deadline time.Time) error {
-	httpDeadline := time.Now().Add(time.Duration(s.HTTPTimeout))
-	if deadline.Before(httpDeadline) {
-		httpDeadline = deadline
+// keptState is what the hub kept of the server's previous run (KeepState, handed back as
+// StartRequest.PrevState): its claim and namespace, never derived from the username again.
+func (s *Spawner) keptState(req *spawners.StartRequest) state {
+	st, err := parseState(req.PrevState)
+	if err != nil {
+		s.logger.Warn("ignoring the server's previous state", zap.String("user", req.User), zap.Error(err))
+		return state{}
 	}
-	err := spawners.WaitHTTP(ctx, url, nil, httpDeadline)
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, spawners.ErrHTTPTimeout) {
-		return &spawners.StartError{Kind: spawners.ErrHTTPTimeout, Cause: err,
-			Msg: fmt.Sprintf("The server's pod runs but did not answer HTTP within %s.", time.Duration(s.HTTPTimeout))}
-	}
-	return s.timeoutError(ctx, err, "")
+	return state{Namespace: st.Namespace, PVC: st.PVC}
 }
 
-// keptState is what the hub kept of the server's previous run (KeepState): its claim and namespace.
-func (s *Spawner) keptState(_ *spawners.StartRequest) state {
-	return state{}
+// deleteFreshClaim deletes the claim a failed start created (its first), with its own time budget.
+func (s *Spawner) deleteFreshClaim(st state) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := s.client.CoreV1().PersistentVolumeClaims(st.Namespace).Delete(ctx, st.PVC, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		s.logger.Error("deleting the new claim of a failed start", zap.String("claim", st.PVC), zap.String("namespace", st.Namespace), zap.Error(err))
+	}
 }
 
 // ensureNamespace creates a user's namespace unless it is known to exist.
