@@ -648,6 +648,7 @@ func (h *Hub) deleteUser(name string) error {
 			return err
 		}
 	}
+	h.deleteUserStorage(name, servers) // keptstate.go
 	if err := h.store.Update(func(tx *store.Txn) error { return tx.DeleteUser(name) }); err != nil {
 		return err
 	}

@@ -188,7 +188,7 @@ func (e *Engine) recordGone(gone []*store.Server) {
 		if err == nil {
 			err = e.store.Update(func(tx *store.Txn) error {
 				for i, s := range batch {
-					if err := markStoppedTxWith(tx, s.User, s.Name, creds[i]); err != nil {
+					if err := e.markStoppedTxWith(tx, s.User, s.Name, creds[i]); err != nil {
 						return err
 					}
 					if k, err := routetable.NormalizeKey(e.site.RouteKey(s.User, s.Name)); err == nil {

@@ -34,9 +34,10 @@ func (e *Engine) deleteRoute(user, server, what string) {
 	}
 }
 
-// resetRecord clears what a running server leaves on its record.
-func resetRecord(s *store.Server) {
-	s.Ready, s.Pending, s.Target, s.State, s.Started = false, "", "", nil, time.Time{}
+// resetRecord clears what a running server leaves on its record, but for what the spawner keeps of
+// its state for the next start (keptState).
+func (e *Engine) resetRecord(s *store.Server) {
+	s.Ready, s.Pending, s.Target, s.State, s.Started = false, "", "", e.keptState(s.State), time.Time{}
 }
 
 // putServer updates a server's record in one transaction.
@@ -90,16 +91,16 @@ func deleteCredentials(tx *store.Txn, user, server string, toks []*store.Token) 
 }
 
 // markStoppedTx records a server stopped: credentials revoked, record reset.
-func markStoppedTx(tx *store.Txn, user, server string) error {
+func (e *Engine) markStoppedTx(tx *store.Txn, user, server string) error {
 	toks, err := Credentials(tx, user, server)
 	if err != nil {
 		return err
 	}
-	return markStoppedTxWith(tx, user, server, toks)
+	return e.markStoppedTxWith(tx, user, server, toks)
 }
 
 // markStoppedTxWith records a server stopped, deleting the credentials listed beforehand.
-func markStoppedTxWith(tx *store.Txn, user, server string, toks []*store.Token) error {
+func (e *Engine) markStoppedTxWith(tx *store.Txn, user, server string, toks []*store.Token) error {
 	if err := deleteCredentials(tx, user, server, toks); err != nil {
 		return err
 	}
@@ -109,7 +110,7 @@ func markStoppedTxWith(tx *store.Txn, user, server string, toks []*store.Token) 
 	} else if err != nil {
 		return err
 	}
-	resetRecord(s)
+	e.resetRecord(s)
 	return tx.PutServer(s)
 }
 

@@ -61,6 +61,9 @@ func (e *Engine) Start(user *store.User, server string, userOptions map[string]a
 		UserOptions:   userOptions,
 		AuthState:     authState,
 	}
+	if rec != nil {
+		req.PrevState = e.keptState(rec.State) // what the spawner kept of the last run (keptstate.go)
+	}
 	req.Launched = func(srv *spawners.Server) error { return e.RecordLaunched(name, server, srv) }
 	e.logger.Info("spawning server", zap.String("user", name), zap.String("server", server))
 	go e.runSpawn(key, op, req)
@@ -197,7 +200,7 @@ func (e *Engine) issueCredentials(name, server string, rec *store.Server, userOp
 		}
 		s := &store.Server{User: name, Name: server, Pending: "spawn", Started: now, LastActivity: now, UserOptions: userOptions}
 		if rec != nil {
-			s.LastActivity = rec.LastActivity
+			s.LastActivity, s.State = rec.LastActivity, e.keptState(rec.State)
 		}
 		return tx.PutServer(s)
 	})
@@ -297,7 +300,7 @@ func (e *Engine) recordFailed(user, server string, cause error) {
 		} else if err != nil {
 			return err
 		}
-		resetRecord(s)
+		e.resetRecord(s)
 		s.Failure = cause.Error()
 		return tx.PutServer(s)
 	})

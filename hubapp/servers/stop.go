@@ -105,7 +105,7 @@ func (e *Engine) runStop(rec *store.Server) error {
 			s.Pending = ""
 			return tx.PutServer(s)
 		}
-		resetRecord(s)
+		e.resetRecord(s)
 		s.LastActivity = time.Now().UTC()
 		return tx.PutServer(s)
 	})
@@ -134,10 +134,24 @@ func (e *Engine) ServerGone(user, server, why string) {
 		return
 	}
 	e.deleteRoute(user, server, "deleting route of dead server")
-	err := e.store.Update(func(tx *store.Txn) error { return markStoppedTx(tx, user, server) })
+	reason := e.goneReason(user, server)
+	err := e.store.Update(func(tx *store.Txn) error {
+		if err := e.markStoppedTx(tx, user, server); err != nil || reason == "" {
+			return err
+		}
+		s, err := tx.Server(user, server)
+		if err != nil {
+			return err
+		}
+		s.Failure = goneFailure(reason)
+		return tx.PutServer(s)
+	})
 	if err != nil {
 		e.logger.Error("recording dead server", zap.String("user", user), zap.Error(err))
 		return
+	}
+	if reason != "" {
+		why = reason
 	}
 	e.rt.mu.Lock()
 	if e.rt.ops[key] == nil {
