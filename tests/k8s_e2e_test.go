@@ -31,6 +31,7 @@ func TestKubernetesE2E(t *testing.T) {
 	c.CreateNamespace(t, "hub")
 	c.StartKubelet(t, "hub")
 	ctx := context.Background()
+	claimOf := map[string]string{} // pod → the claim it mounts
 	alicePods := func() []string {
 		list, err := c.Client.CoreV1().Pods("hub").List(ctx, metav1.ListOptions{LabelSelector: kubernetes.LabelUser + "=alice"})
 		if err != nil {
@@ -39,6 +40,11 @@ func TestKubernetesE2E(t *testing.T) {
 		var out []string
 		for _, p := range list.Items {
 			out = append(out, p.Name+" "+string(p.Status.Phase))
+			for _, v := range p.Spec.Volumes {
+				if v.PersistentVolumeClaim != nil {
+					claimOf[p.Name] = v.PersistentVolumeClaim.ClaimName
+				}
+			}
 		}
 		return out
 	}
@@ -66,6 +72,9 @@ func TestKubernetesE2E(t *testing.T) {
 			image example/notebook:1
 			start_timeout 60s
 			http_timeout 30s
+			storage {
+				class standard
+			}
 		}
 		api_token %[6]s admin
 		role admin {
@@ -144,5 +153,23 @@ func TestKubernetesE2E(t *testing.T) {
 	})
 	if resp, body := alice.do("GET", "/user/alice/api/status", nil, nil); strings.Contains(body, podName) {
 		t.Fatalf("the stopped server still answers through the edge: %d %.300s", resp.StatusCode, body)
+	}
+
+	// The next start (through the REST API) mounts the same claim: the hub kept its name when the
+	// server stopped and handed it back to the spawner.
+	firstClaim := claimOf[podName]
+	if firstClaim == "" {
+		t.Fatalf("the first pod mounted no claim")
+	}
+	if code, b := Do(t, "POST", URL(public, "/hub/api/users/alice/server"), token, nil); code != http.StatusCreated && code != http.StatusAccepted {
+		t.Fatalf("second start: %d %s", code, b)
+	}
+	waitFor(t, "alice's second pod to run", 90*time.Second, func() bool {
+		p := alicePods()
+		return len(p) == 1 && strings.HasSuffix(p[0], " Running") && !strings.HasPrefix(p[0], podName+" ")
+	})
+	second, _, _ := strings.Cut(alicePods()[0], " ")
+	if claimOf[second] != firstClaim {
+		t.Fatalf("second pod %s mounts claim %q, the first mounted %q", second, claimOf[second], firstClaim)
 	}
 }
