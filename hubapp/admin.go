@@ -232,7 +232,7 @@ func (h *Hub) adminFill(tx *store.Txn, d *adminData, names []string) error {
 			if s.Name != "" && !h.app.AllowNamedServers {
 				continue
 			}
-			v := adminServer{Name: s.Name, URL: h.webServerURL(u.Name, s.Name), APIURL: row.APIURL + "/server", Failure: failureText(s.Failure)}
+			v := adminServer{Name: s.Name, URL: h.fullServerURL(u.Name, s.Name), APIURL: row.APIURL + "/server", Failure: failureText(s.Failure)}
 			if s.Name != "" {
 				v.APIURL = row.APIURL + "/servers/" + url.PathEscape(s.Name)
 			}
@@ -265,7 +265,7 @@ func (h *Hub) adminFill(tx *store.Txn, d *adminData, names []string) error {
 		}
 		if !hasDefault {
 			row.Servers = append([]adminServer{{
-				State: "stopped", URL: h.webServerURL(u.Name, ""), APIURL: row.APIURL + "/server",
+				State: "stopped", URL: h.fullServerURL(u.Name, ""), APIURL: row.APIURL + "/server",
 			}}, row.Servers...)
 		}
 		row.LastActivity, row.Started = adminTime(h.lastActivityOf(u, servers)), adminTime(started)

@@ -136,7 +136,7 @@ func (a *apiHub) running(user, server string, lastActivity time.Time) {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	if _, err := a.table.Add(a.serverRouteKey(user, server), "http://127.0.0.1:9", map[string]any{"jupyterhub": true, "user": user, "server_name": server}); err != nil {
+	if _, err := a.table.Add(a.routeKey(user, server), "http://127.0.0.1:9", map[string]any{"jupyterhub": true, "user": user, "server_name": server}); err != nil {
 		a.t.Fatal(err)
 	}
 }

@@ -17,17 +17,11 @@ import (
 // the user's own origin with subdomain_host.
 func (h *Hub) userURL(name string) string { return h.fullServerURL(name, "") }
 
-// serverURL is the URL of one of a user's servers.
-func (h *Hub) serverURL(user, server string) string { return h.fullServerURL(user, server) }
-
-// serverRouteKey is the route-table key of a user's server (host-routed with subdomain_host).
-func (h *Hub) serverRouteKey(user, server string) string { return h.subdomainRouteKey(user, server) }
-
 // serverActivity is a server's last activity: the stored time or its route's, whichever is later.
 func (h *Hub) serverActivity(s *store.Server) time.Time {
 	t := s.LastActivity
 	if s.Active() {
-		if r := h.table.Get(h.serverRouteKey(s.User, s.Name)); r != nil {
+		if r := h.table.Get(h.routeKey(s.User, s.Name)); r != nil {
 			if ra := r.LastActivity(); ra.After(t) {
 				t = ra
 			}
@@ -63,7 +57,7 @@ func (h *Hub) serverModel(s *store.Server, withState bool) map[string]any {
 		"pending":           pending,
 		"ready":             s.Ready,
 		"stopped":           !s.Active(),
-		"url":               h.serverURL(s.User, s.Name),
+		"url":               h.fullServerURL(s.User, s.Name),
 		"user_options":      opts,
 		"progress_url":      h.progressURL(s.User, s.Name),
 		"full_url":          nil,
@@ -71,7 +65,7 @@ func (h *Hub) serverModel(s *store.Server, withState bool) map[string]any {
 	}
 	if origin := h.hubOrigin(); origin != "" {
 		// Absolute URLs need a public origin: JupyterHub ≥5 fills them with subdomains.
-		m["full_url"] = h.serverURL(s.User, s.Name)
+		m["full_url"] = h.fullServerURL(s.User, s.Name)
 		m["full_progress_url"] = origin + h.progressURL(s.User, s.Name)
 	}
 	if withState {

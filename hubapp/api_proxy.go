@@ -95,11 +95,11 @@ func (h *Hub) checkRoutes() error {
 	want := map[string]string{}
 	activeKeys := map[string]bool{}
 	for _, s := range active {
-		activeKeys[h.serverRouteKey(s.User, s.Name)] = true
+		activeKeys[h.routeKey(s.User, s.Name)] = true
 	}
 	for _, s := range active {
 		if s.Ready && s.Target != "" {
-			want[h.serverRouteKey(s.User, s.Name)] = s.Target
+			want[h.routeKey(s.User, s.Name)] = s.Target
 		}
 	}
 	for _, s := range h.app.Services {
@@ -131,7 +131,7 @@ func (h *Hub) checkRoutes() error {
 	}
 	byKey := map[string]*store.Server{}
 	for _, s := range active {
-		byKey[h.serverRouteKey(s.User, s.Name)] = s
+		byKey[h.routeKey(s.User, s.Name)] = s
 	}
 	for _, key := range slicesSortedKeys(want) {
 		if have[key] {

@@ -191,10 +191,10 @@ func (h *Hub) serveAcceptSharePage(w http.ResponseWriter, r *http.Request, pr *p
 	next := h.safeNext(r, r.URL.Query().Get("next"))
 	redirect := next
 	if redirect == "" {
-		redirect = h.serverURL(c.Owner, c.Server)
+		redirect = h.fullServerURL(c.Owner, c.Server)
 	}
 	h.render(w, r, pr, http.StatusOK, "accept-share", "Accept sharing invitation", acceptShareData{
-		Owner: c.Owner, Server: c.Server, ServerURL: h.serverURL(c.Owner, c.Server), Code: code,
+		Owner: c.Owner, Server: c.Server, ServerURL: h.fullServerURL(c.Owner, c.Server), Code: code,
 		Action: h.prefix + "accept-share", Expires: c.ExpiresAt.UTC().Format(time.RFC1123), Scopes: c.Scopes,
 		Next: next, Redirect: redirect, Ready: ready,
 	})
@@ -234,7 +234,7 @@ func (h *Hub) serveAcceptShare(w http.ResponseWriter, r *http.Request, pr *pageR
 	h.logger.Info("share code accepted", zap.String("owner", c.Owner), zap.String("server", c.Server), zap.String("user", pr.user.Name), zap.String("id", c.ID))
 	target := h.safeNext(r, r.FormValue("next"))
 	if target == "" {
-		target = h.serverURL(c.Owner, c.Server)
+		target = h.fullServerURL(c.Owner, c.Server)
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }

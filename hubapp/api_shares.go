@@ -110,7 +110,7 @@ func (h *Hub) shareServerModel(tx *store.Txn, owner, server string) map[string]a
 	return map[string]any{
 		"user":  map[string]any{"name": owner},
 		"name":  server,
-		"url":   h.serverURL(owner, server),
+		"url":   h.fullServerURL(owner, server),
 		"ready": ready,
 	}
 }

@@ -244,7 +244,7 @@ func TestShareCodesAPIAndAcceptPage(t *testing.T) {
 	}
 	form := url.Values{"code": {code}, "_xsrf": {a.xsrfToken(httptest.NewRequest("GET", "/", nil), sess)}}
 	rec := browserDo(t, a.Hub, "POST", "/hub/accept-share", cookies, form)
-	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != a.serverURL("alice", "") {
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != a.fullServerURL("alice", "") {
 		t.Fatalf("accept: %d %v", rec.Code, rec.Header())
 	}
 	if !canAccess(t, a, "bob", "alice", "") {
@@ -323,7 +323,7 @@ func TestAcceptPageEscapes(t *testing.T) {
 	}
 	// A valid next= is where accepting leads; an invalid one falls back to the server.
 	xsrf := a.xsrfToken(httptest.NewRequest("GET", "/", nil), sess)
-	for next, want := range map[string]string{"/hub/home": "/hub/home", "https://evil.example/": a.serverURL("alice", bad)} {
+	for next, want := range map[string]string{"/hub/home": "/hub/home", "https://evil.example/": a.fullServerURL("alice", bad)} {
 		rec := browserDo(t, a.Hub, "POST", "/hub/accept-share", cookies, url.Values{"code": {"sc_evil"}, "_xsrf": {xsrf}, "next": {next}})
 		if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != want {
 			t.Fatalf("accept with next=%q: %d %q, want %q", next, rec.Code, rec.Header().Get("Location"), want)

@@ -25,7 +25,7 @@ import (
 func (a *apiHub) idleServer(user, server string, last time.Time) {
 	a.t.Helper()
 	a.running(user, server, last)
-	key := a.serverRouteKey(user, server)
+	key := a.routeKey(user, server)
 	if _, err := a.table.Delete(key); err != nil {
 		a.t.Fatal(err)
 	}

@@ -644,7 +644,7 @@ func (h *Hub) deleteUser(name string) error {
 		return err
 	}
 	for _, s := range servers {
-		if _, err := h.table.Delete(h.serverRouteKey(name, s.Name)); err != nil {
+		if _, err := h.table.Delete(h.routeKey(name, s.Name)); err != nil {
 			return err
 		}
 	}

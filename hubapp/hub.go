@@ -23,7 +23,7 @@ type Hub struct {
 	store   *store.Store
 	table   *routetable.Table
 	rt      *servers.Runtime
-	eng     *servers.Engine // the spawn engine (spawn.go)
+	eng     serverEngine // the spawn engine, *servers.Engine (spawn.go)
 	authn   auth.Authenticator
 	spawner spawners.Spawner
 	logger  *zap.Logger

@@ -90,7 +90,7 @@ func TestLaunchedRefusedWhenNotPending(t *testing.T) {
 		{URL: "", State: fakeStateOf("alice/")},
 		nil,
 	} {
-		if err := h.eng.RecordLaunched("alice", "", srv); err == nil {
+		if err := engineOf(h).RecordLaunched("alice", "", srv); err == nil {
 			t.Errorf("recordLaunched(%+v) on a stopped server succeeded", srv)
 		}
 	}
@@ -238,7 +238,7 @@ func TestAdoptLaunchedSpawn(t *testing.T) {
 				if r := h.table.Get("/user/alice"); r == nil || r.Target() != target || r.Data()["user"] != "alice" {
 					t.Fatalf("route after the server answered: %+v", r)
 				}
-				active := h.eng.Active("alice/")
+				active := engineOf(h).Active("alice/")
 				if !active {
 					t.Fatal("the adopted server is not counted active")
 				}

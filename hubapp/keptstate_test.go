@@ -86,7 +86,7 @@ func TestKeptStateExitReasonAndUserStorage(t *testing.T) {
 	sp.fakeSpawner.mu.Lock()
 	sp.alive["alice/"] = false
 	sp.fakeSpawner.mu.Unlock()
-	h.eng.PollOnce(ctx)
+	engineOf(h).PollOnce(ctx)
 	s := getServer(t, h, "alice", "")
 	if s.Ready || s.Failure != "Your server stopped: it ran out of memory (limit 1Gi) and was killed." || string(s.State) != kept {
 		t.Fatalf("record after the poll: ready %v failure %q state %s", s.Ready, s.Failure, s.State)

@@ -130,13 +130,7 @@ func (h *Hub) defaultURL(user *store.User) string {
 		return h.prefix + "home"
 	}
 	if srv := h.webServer(user.Name, ""); srv != nil && srv.Active() {
-		return h.webServerURL(user.Name, "")
+		return h.fullServerURL(user.Name, "")
 	}
 	return h.prefix + "spawn"
-}
-
-// webServerURL is the URL of a user's server: <base>user/<name>/[<server>/], on the user's own
-// origin under subdomain_host (JupyterHub's user.url).
-func (h *Hub) webServerURL(user, server string) string {
-	return h.fullServerURL(user, server)
 }

@@ -72,7 +72,7 @@ type serverView struct {
 }
 
 func (h *Hub) viewServer(user, name string, srv *store.Server) serverView {
-	v := serverView{Name: name, URL: h.webServerURL(user, name), SpawnURL: h.spawnURL(user, name)}
+	v := serverView{Name: name, URL: h.fullServerURL(user, name), SpawnURL: h.spawnURL(user, name)}
 	v.StopURL = h.prefix + "api/users/" + url.PathEscape(user) + "/server"
 	if name != "" {
 		v.StopURL = h.prefix + "api/users/" + url.PathEscape(user) + "/servers/" + url.PathEscape(name)
@@ -225,7 +225,7 @@ func (h *Hub) serveSpawnPage(w http.ResponseWriter, r *http.Request, pr *pageReq
 	srv := h.webServer(u.Name, server)
 	switch {
 	case srv != nil && srv.Ready:
-		http.Redirect(w, r, cmp.Or(next, h.webServerURL(u.Name, server)), http.StatusFound)
+		http.Redirect(w, r, cmp.Or(next, h.fullServerURL(u.Name, server)), http.StatusFound)
 		return
 	case srv != nil && srv.Pending != "":
 		http.Redirect(w, r, withNext(h.spawnPendingURL(u.Name, server), next), http.StatusFound)
@@ -341,7 +341,7 @@ func (h *Hub) serveSpawn(w http.ResponseWriter, r *http.Request, pr *pageRequest
 	srv := h.webServer(u.Name, server)
 	switch {
 	case srv != nil && srv.Ready:
-		http.Redirect(w, r, cmp.Or(next, h.webServerURL(u.Name, server)), http.StatusFound)
+		http.Redirect(w, r, cmp.Or(next, h.fullServerURL(u.Name, server)), http.StatusFound)
 		return
 	case srv != nil && srv.Pending != "":
 		http.Redirect(w, r, withNext(h.spawnPendingURL(u.Name, server), next), http.StatusFound)
@@ -387,7 +387,7 @@ func (h *Hub) startFromPage(w http.ResponseWriter, r *http.Request, pr *pageRequ
 		return
 	}
 	if !pending && !viaPending {
-		http.Redirect(w, r, cmp.Or(next, h.webServerURL(u.Name, server)), http.StatusFound)
+		http.Redirect(w, r, cmp.Or(next, h.fullServerURL(u.Name, server)), http.StatusFound)
 		return
 	}
 	http.Redirect(w, r, withNext(h.spawnPendingURL(u.Name, server), next), http.StatusFound)
@@ -426,7 +426,7 @@ func (h *Hub) serveSpawnPending(w http.ResponseWriter, r *http.Request, pr *page
 	next := h.safeNext(r, r.URL.Query().Get("next"))
 	srv := h.webServer(u.Name, server)
 	if srv != nil && srv.Ready {
-		http.Redirect(w, r, cmp.Or(next, h.webServerURL(u.Name, server)), http.StatusFound)
+		http.Redirect(w, r, cmp.Or(next, h.fullServerURL(u.Name, server)), http.StatusFound)
 		return
 	}
 	v := h.viewServer(u.Name, server, srv)
@@ -551,7 +551,7 @@ func (h *Hub) redirectToUserServer(w http.ResponseWriter, r *http.Request, pr *p
 		return
 	}
 	q.Set("redirects", strconv.Itoa(n+1))
-	target := h.webServerURL(name, "") + rawPathAfter(r, h.prefix+"user/", 1, rest) + "?" + q.Encode()
+	target := h.fullServerURL(name, "") + rawPathAfter(r, h.prefix+"user/", 1, rest) + "?" + q.Encode()
 	http.Redirect(w, r, target, http.StatusFound)
 }
 
@@ -615,7 +615,7 @@ func wantsJSON(r *http.Request) bool {
 // serveUserRedirect is GET /hub/user-redirect/{path}: the same link works for every user, sending
 // each to their own server (/user/<me>/<path>?<query>).
 func (h *Hub) serveUserRedirect(w http.ResponseWriter, r *http.Request, pr *pageRequest) {
-	target := h.webServerURL(pr.user.Name, "") + rawPathAfter(r, h.prefix+"user-redirect/", 0, r.PathValue("path"))
+	target := h.fullServerURL(pr.user.Name, "") + rawPathAfter(r, h.prefix+"user-redirect/", 0, r.PathValue("path"))
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
 	}

@@ -29,6 +29,26 @@ var (
 	pageSpawnWait = time.Second
 )
 
+// serverEngine is what the hub asks of the spawn engine (*servers.Engine): the HTTP layer starts,
+// stops and watches servers through it only, so that tests can put a fake in its place.
+type serverEngine interface {
+	Start(u *store.User, server string, userOptions map[string]any) (op *servers.Op, inFlight bool, err error)
+	BeginStop(user, server string, remove bool) (*servers.Op, error)
+	Stop(ctx context.Context, user, server string) error
+	Op(key string) *servers.Op
+	Current(key string) (*servers.Op, *servers.Progress)
+	Record(user, server string) (*store.Server, error)
+	ServerURL(user, server string) string
+	Profiles() []spawners.Profile
+	Orphans(ctx context.Context) ([]string, error)
+	WaitIdle(ctx context.Context, user, server string) error
+	// Begin adopts running servers and starts the poll loop; End stops it (with cleanup, the servers).
+	Begin() error
+	End(cleanup bool)
+}
+
+var _ serverEngine = (*servers.Engine)(nil)
+
 // newEngine builds this generation's spawn engine over the shared store, table and runtime.
 func (h *Hub) newEngine() (*servers.Engine, error) {
 	a := h.app

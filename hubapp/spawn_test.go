@@ -323,7 +323,7 @@ func TestServerEnv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.user+"/"+tt.server, func(t *testing.T) {
-			env := h.eng.Env(tt.user, tt.server, "tok")
+			env := engineOf(h).Env(tt.user, tt.server, "tok")
 			for k, v := range tt.want {
 				if got, ok := env[k]; !ok || got != v {
 					t.Errorf("%s = %q (set %v), want %q", k, got, ok, v)
@@ -338,7 +338,7 @@ func TestServerEnv(t *testing.T) {
 			a.HubConnectURL = "http://hub.internal:8081"
 			a.SubdomainHost = "hub.example.org"
 		})
-		env := h.eng.Env("alice", "", "tok")
+		env := engineOf(h).Env("alice", "", "tok")
 		for k, v := range map[string]string{
 			"JUPYTERHUB_API_URL":            "http://hub.internal:8081/jh/hub/api",
 			"JUPYTERHUB_BASE_URL":           "/jh/",
@@ -406,7 +406,7 @@ func assertNothingLeft(t *testing.T, h *Hub, user, server string) {
 	if s := getServer(t, h, user, server); s != nil && s.Active() {
 		t.Errorf("server still active: %+v", s)
 	}
-	active := h.eng.Active(servers.Key(user, server))
+	active := engineOf(h).Active(servers.Key(user, server))
 	if active {
 		t.Errorf("server still counted active")
 	}
@@ -695,7 +695,7 @@ func TestAdoptionAndPolling(t *testing.T) {
 	sp.mu.Lock()
 	sp.alive["alive/"] = false
 	sp.mu.Unlock()
-	h.eng.PollOnce(context.Background())
+	engineOf(h).PollOnce(context.Background())
 	if h.table.Get("/user/alive") != nil || getServer(t, h, "alive", "").Active() {
 		t.Fatal("poll did not notice the dead server")
 	}
@@ -762,7 +762,7 @@ func TestColdStartAdoption50k(t *testing.T) {
 	if recs, err := h.store.Routes(); err != nil || len(recs) != 100 {
 		t.Errorf("%d stored routes after adoption (%v), want the 100 alive of the 200 stored", len(recs), err)
 	}
-	active := h.eng.ActiveCount()
+	active := engineOf(h).ActiveCount()
 	if active != running/2 {
 		t.Errorf("%d active servers, want %d", active, running/2)
 	}
@@ -859,7 +859,7 @@ func TestStopFailureKeepsServerReachable(t *testing.T) {
 	if s := getServer(t, h, "alice", ""); !s.Ready || s.Pending != "" || s.State == nil {
 		t.Fatalf("record after a failed stop: %+v", s)
 	}
-	active := h.eng.Active("alice/")
+	active := engineOf(h).Active("alice/")
 	if !active {
 		t.Fatal("a server that could not be stopped no longer counts as active")
 	}
@@ -992,7 +992,7 @@ func TestReloadDuringSpawn(t *testing.T) {
 	if len(sp.stops) != 0 {
 		t.Fatalf("a generation's stop stopped servers: %v", sp.stops)
 	}
-	active := h2.eng.Active("alice/")
+	active := engineOf(h2).Active("alice/")
 	if !active {
 		t.Fatal("alice's server is not counted active after the reload")
 	}
@@ -1061,3 +1061,6 @@ func progressOf(h *Hub, key string) *servers.Progress {
 	_, p := h.eng.Current(key)
 	return p
 }
+
+// engineOf is the hub's real engine, for tests that look at its state.
+func engineOf(h *Hub) *servers.Engine { return h.eng.(*servers.Engine) }

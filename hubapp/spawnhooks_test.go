@@ -133,7 +133,7 @@ func TestSpawnHooks(t *testing.T) {
 	sp.mu.Lock()
 	sp.alive["alice/"] = false
 	sp.mu.Unlock()
-	h.eng.PollOnce(context.Background())
+	engineOf(h).PollOnce(context.Background())
 	expect("found dead", "post:alice")
 
 	// Exit with cleanup_servers stops the rest.

@@ -28,7 +28,7 @@ func (h *Hub) newUserSelection(tx *store.Txn, nameFilter, state string, routedRe
 	}
 	sel.active = map[string]bool{}
 	err := tx.ActiveServerNames(func(user, server string) {
-		if state != "ready" || !routedReady || h.table.Get(h.serverRouteKey(user, server)) != nil {
+		if state != "ready" || !routedReady || h.table.Get(h.routeKey(user, server)) != nil {
 			sel.active[user] = true
 		}
 	})
