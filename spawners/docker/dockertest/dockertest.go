@@ -265,6 +265,9 @@ func start(name string) (*Engine, error) {
 		leftover = true
 		endLeftoverEngine(dir)
 	}
+	// Container processes an earlier run's engine left behind (shims or conmons still naming dir):
+	// alive, they keep their bridge addresses, which the new engine hands out again.
+	killLeftovers(dir)
 	e, err := launch(name, path, dir, lock)
 	if err == nil && leftover {
 		// Every container on a test engine is a test's: remove what the killed run left.
@@ -311,6 +314,56 @@ func endLeftoverEngine(dir string) {
 		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err != nil {
 			return
 		}
+	}
+}
+
+// killLeftovers SIGKILLs the processes whose command line names dir (containerd shims, conmons,
+// a dead run's engine) and everything below them (the containers' processes), so that no container
+// of an engine that is gone keeps running with its network address.
+func killLeftovers(dir string) {
+	if dir == "" {
+		return
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	parent := map[int]int{}
+	var roots []int
+	for _, en := range entries {
+		pid, err := strconv.Atoi(en.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if stat, err := os.ReadFile("/proc/" + en.Name() + "/stat"); err == nil {
+			if i := strings.LastIndexByte(string(stat), ')'); i > 0 {
+				if f := strings.Fields(string(stat)[i+1:]); len(f) > 1 {
+					parent[pid], _ = strconv.Atoi(f[1])
+				}
+			}
+		}
+		if cmd, err := os.ReadFile("/proc/" + en.Name() + "/cmdline"); err == nil && strings.Contains(string(cmd), dir+"/") {
+			roots = append(roots, pid)
+		}
+	}
+	if len(roots) == 0 {
+		return
+	}
+	kill := map[int]bool{}
+	for _, r := range roots {
+		kill[r] = true
+	}
+	for changed := true; changed; {
+		changed = false
+		for pid, pp := range parent {
+			if kill[pp] && !kill[pid] {
+				kill[pid], changed = true, true
+			}
+		}
+	}
+	fmt.Fprintf(os.Stderr, "dockertest: killing %d processes an engine in %s left behind\n", len(kill), dir)
+	for pid := range kill {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 
@@ -409,6 +462,8 @@ func (e *Engine) stop() {
 			<-e.done
 		}
 	}
+	// Container processes the engine did not end (a removal that timed out on a loaded machine).
+	killLeftovers(e.Dir)
 	if e.Name == "podman" {
 		_ = sweepStaleCNI(ids)
 	}
