@@ -582,6 +582,25 @@ func TestSoak(t *testing.T) {
 	}
 	stop.Store(true)
 	load.Wait()
+	// A churner stopped mid-cycle may have left its server running or stopping: stop it and wait.
+	for _, u := range churners {
+		_, _, _ = h.api(c, "DELETE", "/users/"+u+"/server", "")
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			code, b, err := h.api(c, "GET", "/users/"+u, "")
+			var m struct {
+				Servers map[string]any `json:"servers"`
+				Pending any            `json:"pending"`
+			}
+			if err == nil && code == 200 && json.Unmarshal(b, &m) == nil && len(m.Servers) == 0 && m.Pending == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's server did not stop at the end: %d %.200s %v", u, code, b, err)
+			}
+			time.Sleep(200 * time.Millisecond) // polling a server that is stopping
+		}
+	}
 	// At rest: only the residents' routes remain (the churners stopped, every soak route deleted).
 	if n := countRoutes(h); n != len(residents) {
 		t.Errorf("route table holds %d routes at the end, want the %d running servers'", n, len(residents))
