@@ -32,8 +32,8 @@ func TestKubernetesE2E(t *testing.T) {
 	c.StartKubelet(t, "hub")
 	ctx := context.Background()
 	claimOf := map[string]string{} // pod → the claim it mounts
-	alicePods := func() []string {
-		list, err := c.Client.CoreV1().Pods("hub").List(ctx, metav1.ListOptions{LabelSelector: kubernetes.LabelUser + "=alice"})
+	podsOf := func(user string) []string {
+		list, err := c.Client.CoreV1().Pods("hub").List(ctx, metav1.ListOptions{LabelSelector: kubernetes.LabelUser + "=" + user})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -48,6 +48,7 @@ func TestKubernetesE2E(t *testing.T) {
 		}
 		return out
 	}
+	alicePods := func() []string { return podsOf("alice") }
 
 	dir := t.TempDir()
 	public, token := FreePort(t), RandomHex(t, 16)
@@ -171,5 +172,29 @@ func TestKubernetesE2E(t *testing.T) {
 	second, _, _ := strings.Cut(alicePods()[0], " ")
 	if claimOf[second] != firstClaim {
 		t.Fatalf("second pod %s mounts claim %q, the first mounted %q", second, claimOf[second], firstClaim)
+	}
+
+	// Renamed, alice keeps her storage: the claim's name was stored, never derived from the username.
+	if code, b := Do(t, "DELETE", URL(public, "/hub/api/users/alice/server"), token, nil); code != http.StatusNoContent && code != http.StatusAccepted {
+		t.Fatalf("second stop: %d %s", code, b)
+	}
+	waitFor(t, "alice's second pod to be deleted", 60*time.Second, func() bool { return len(alicePods()) == 0 })
+	waitFor(t, "alice's second server to be recorded stopped", 30*time.Second, func() bool {
+		_, b := GetJSON(t, URL(public, "/hub/api/users/alice"), token)
+		return !strings.Contains(string(b), `"ready":true`) && !strings.Contains(string(b), `"pending":"stop"`)
+	})
+	if code, b := Do(t, "PATCH", URL(public, "/hub/api/users/alice"), token, []byte(`{"name":"alicia"}`)); code != http.StatusOK {
+		t.Fatalf("renaming alice to alicia: %d %s", code, b)
+	}
+	if code, b := Do(t, "POST", URL(public, "/hub/api/users/alicia/server"), token, nil); code != http.StatusCreated && code != http.StatusAccepted {
+		t.Fatalf("alicia's start: %d %s", code, b)
+	}
+	waitFor(t, "alicia's pod to run", 90*time.Second, func() bool {
+		p := podsOf("alicia")
+		return len(p) == 1 && strings.HasSuffix(p[0], " Running")
+	})
+	third, _, _ := strings.Cut(podsOf("alicia")[0], " ")
+	if claimOf[third] != firstClaim {
+		t.Fatalf("after the rename, pod %s mounts claim %q; alice's claim was %q", third, claimOf[third], firstClaim)
 	}
 }
