@@ -1,10 +1,7 @@
 package store
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -80,34 +77,17 @@ func (s *Store) SaveActivity(acts map[string]time.Time) error {
 	return nil
 }
 
-// Routes returns every stored route with its last activity, in key order.
+// Routes returns every stored route with its last activity, in key order, and fails on the first
+// record that does not decode (LoadRoutes, which the hub starts from, skips those instead).
 func (s *Store) Routes() ([]Route, error) {
-	var out []Route
-	acts := map[string]time.Time{}
-	err := s.View(func(tx *Txn) error {
-		err := tx.scan(routeActPrefix, "", true, func(key string, val []byte) (bool, error) {
-			acts[strings.TrimPrefix(key, routeActPrefix)] = decodeTime(val)
-			return true, nil
-		})
-		if err != nil {
-			return err
-		}
-		return tx.scan(routePrefix, "", true, func(key string, val []byte) (bool, error) {
-			var r Route
-			dec := json.NewDecoder(bytes.NewReader(val))
-			dec.UseNumber() // extra numeric fields come back verbatim, as they were added
-			if err := dec.Decode(&r); err != nil {
-				return false, fmt.Errorf("decoding %s: %w", key, err)
-			}
-			r.LastActivity = acts[r.Key]
-			out = append(out, r)
-			return true, nil
-		})
-	})
+	routes, damaged, err := s.LoadRoutes()
 	if err != nil {
-		return nil, fmt.Errorf("loading routes: %w", err)
+		return nil, err
 	}
-	return out, nil
+	if len(damaged) > 0 {
+		return nil, fmt.Errorf("loading routes: %w", damaged[0].Err)
+	}
+	return routes, nil
 }
 
 func encodeTime(t time.Time) []byte {
