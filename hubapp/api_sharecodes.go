@@ -18,15 +18,8 @@ import (
 
 // GET /share-codes/{owner}[/{server}]
 func (h *Hub) apiShareCodes(q *apiRequest) error {
-	owner, server, one := serverPath(q.r)
-	res := rbac.UserResource(owner)
-	if one {
-		res = rbac.ServerResource(owner, server)
-	}
-	if err := q.need(res, "read:shares"); err != nil {
-		return err
-	}
-	if err := h.existingServer(q, owner, server); err != nil {
+	owner, server, one, err := h.readSharesTarget(q)
+	if err != nil {
 		return err
 	}
 	return modelList(h, q, func(tx *store.Txn) ([]*store.ShareCode, error) {

@@ -332,18 +332,28 @@ func serverPath(r *http.Request) (owner, server string, one bool) {
 
 // GET /shares/{owner}[/{server}]
 func (h *Hub) apiShares(q *apiRequest) error {
-	owner, server, one := serverPath(q.r)
+	owner, server, one, err := h.readSharesTarget(q)
+	if err != nil {
+		return err
+	}
+	return h.shareList(q, func(tx *store.Txn) ([]*store.Share, error) { return tx.OwnerShares(owner, server, !one) })
+}
+
+// readSharesTarget reads the {owner}[/{server}] of a listing of shares or share codes, checks the
+// caller holds read:shares on it and that it exists. one is true when a single server is named.
+func (h *Hub) readSharesTarget(q *apiRequest) (owner, server string, one bool, err error) {
+	owner, server, one = serverPath(q.r)
 	res := rbac.UserResource(owner)
 	if one {
 		res = rbac.ServerResource(owner, server)
 	}
 	if err := q.need(res, "read:shares"); err != nil {
-		return err
+		return "", "", false, err
 	}
 	if err := h.existingServer(q, owner, server); err != nil {
-		return err
+		return "", "", false, err
 	}
-	return h.shareList(q, func(tx *store.Txn) ([]*store.Share, error) { return tx.OwnerShares(owner, server, !one) })
+	return owner, server, one, nil
 }
 
 // shareScopes validates the scopes requested for a share, a share code or a revocation of owner/server
