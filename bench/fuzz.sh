@@ -36,10 +36,22 @@ for ((i = 0; i < ${#targets[@]}; i += 2)); do
 	pkg=${targets[i]} fn=${targets[i + 1]}
 	[[ $fn =~ $filter ]] || continue
 	start=$(date +%s)
+	before=$( (find "$pkg/testdata/fuzz/$fn" -type f 2>/dev/null || true) | wc -l)
 	if ! out=$(go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$time" "$pkg" 2>&1); then
-		echo "$out" | tail -30
-		echo "FAIL $pkg $fn"
-		exit 1
+		after=$( (find "$pkg/testdata/fuzz/$fn" -type f 2>/dev/null || true) | wc -l)
+		# Go 1.26's fuzz coordinator can end a duration-bounded run with a bare "context deadline
+		# exceeded" and no failing input (go.dev/issue/75804, fixed in Go 1.27): its deadline races
+		# the workers' shutdown. That is not a finding. A real one writes its input under
+		# testdata/fuzz/<Target>/ and says "Failing input written"; only that, or any other error,
+		# fails the run.
+		if [ "$after" = "$before" ] && ! grep -q "Failing input written" <<<"$out" &&
+			[ "$(grep -v '^fuzz: elapsed' <<<"$out" | grep -c -v -E '^(--- FAIL: .*|\s*context deadline exceeded|FAIL|exit status 1|FAIL\s+\S+\s+[0-9.]+s)$')" = 0 ]; then
+			echo "note $pkg $fn: Go's fuzz coordinator stopped with a bare deadline error and no input (go.dev/issue/75804); not a finding"
+		else
+			echo "$out" | tail -30
+			echo "FAIL $pkg $fn"
+			exit 1
+		fi
 	fi
 	# (no corpus directory yet is 0, not an error: find fails, and pipefail would stop the run)
 	seeds=$( (find "$pkg/testdata/fuzz/$fn" -type f 2>/dev/null || true) | wc -l)
