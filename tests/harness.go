@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,6 +41,7 @@ import (
 	"time"
 
 	"github.com/caddyhub/caddyhub/internal/buildflags"
+	"github.com/caddyhub/caddyhub/internal/testport"
 )
 
 // StartTimeout bounds how long Start waits for a caddy instance to load its config, and Stop for it
@@ -126,15 +126,12 @@ func Require(t testing.TB, program string) string {
 	return p
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago (listen on :0, close).
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and that no earlier FreePort
+// call in this test binary returned (the kernel may hand the same port to two listen-on-0 calls in a
+// row; a config given one port twice fails with "address already in use").
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testport.Free(t)
 }
 
 // RandomHex returns n random bytes, hex encoded (tokens, passwords, ids for tests).

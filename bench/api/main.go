@@ -23,7 +23,6 @@ import (
 	"io"
 	"log"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,6 +34,8 @@ import (
 	"time"
 
 	"github.com/caddyhub/caddyhub/internal/buildflags"
+
+	"github.com/caddyhub/caddyhub/internal/testport"
 )
 
 const adminToken = "0123456789abcdef0123456789abcdef"
@@ -57,12 +58,11 @@ type hub struct {
 }
 
 func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testport.Next()
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 var client = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1000}, Timeout: 15 * time.Minute}

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/caddyhub/caddyhub/internal/testport"
 )
 
 // proc is a process the benchmark started. At the end it and every process it left behind
@@ -173,12 +175,11 @@ func descendants(pid int) []int {
 }
 
 func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testport.Next()
 	if err != nil {
 		panic(fmt.Sprintf("no free port: %v", err)) // loopback is broken; nothing here can run
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // freePorts returns n distinct ports that were free a moment ago (all held open until all are picked).

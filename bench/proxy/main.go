@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -47,6 +46,8 @@ import (
 	"github.com/caddyhub/caddyhub/bench/internal/install"
 	"github.com/caddyhub/caddyhub/bench/internal/procmem"
 	"github.com/caddyhub/caddyhub/internal/buildflags"
+
+	"github.com/caddyhub/caddyhub/internal/testport"
 )
 
 var (
@@ -137,14 +138,7 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+func freePort() (int, error) { return testport.Next() }
 
 // waitHTTP polls url until it answers with want or the deadline passes.
 func waitHTTP(url string, want int, p *proc) error {
