@@ -3,7 +3,6 @@ package hubapp
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -14,18 +13,15 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddyhub/caddyhub/internal/testport"
 	_ "github.com/caddyhub/caddyhub/spawners/simple"
 )
 
+// freeLoopbackAddr returns 127.0.0.1:<port>, a port free a moment ago that no earlier call in this
+// test binary returned.
 func freeLoopbackAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
+	return fmt.Sprintf("127.0.0.1:%d", testport.Free(t))
 }
 
 // TestLoginCookieNeverReachesUserServer runs the whole app in process (http app with the

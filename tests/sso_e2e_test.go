@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -357,12 +356,7 @@ func TestOIDCLoginSpawnE2E(t *testing.T) {
 }
 
 func TestOIDCProviderTroubleE2E(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t)) // nobody listens here yet
 	h := newSSOHub(t)
 	key := cryptKey(t)
 	// The provider is down when the hub starts: the hub starts, the login page says so.
