@@ -27,7 +27,11 @@
 //	SOAK_DURATION=10m SOAK_USERS=60 SOAK_WEBSOCKETS=1000 SOAK_RATE=200 SOAK_SAMPLE=20s \
 //	  CADDYHUB_BIN=/tmp/caddy nice -n 10 go test -count=1 -timeout 0 -v -run TestSoak ./bench/soak
 //
-// SOAK_CHURN sets the users that spawn and stop over and over (default 2). The table of samples is
+// SOAK_CHURN sets the users that spawn and stop over and over (default 2), SOAK_CONCURRENCY the most
+// mixed requests in flight at once (default 256). The mixed traffic is open-loop: request i is due
+// at i/SOAK_RATE seconds after the start, whatever happened to the ones before it, so a slow answer
+// never lowers the rate asked (a request due while every worker is busy is counted as not sent).
+// The table of samples is
 // printed with -v (t.Log) and in the failure message.
 package soak
 
@@ -237,7 +241,7 @@ func TestSoak(t *testing.T) {
 		churn:      envInt(t, "SOAK_CHURN", 2),
 		rate:       envInt(t, "SOAK_RATE", 20),
 		reloadAt:   0.35, restartAt: 0.55,
-		wsInterval: 5 * time.Second, concurrency: 64,
+		wsInterval: 5 * time.Second, concurrency: envInt(t, "SOAK_CONCURRENCY", 256),
 	}
 	cfg.warmup = max(cfg.sample*2, cfg.duration/12)
 	if cfg.users <= cfg.churn {
@@ -449,12 +453,16 @@ func TestSoak(t *testing.T) {
 	load.Add(1)
 	go func() {
 		defer load.Done()
-		tick := time.NewTicker(time.Second / time.Duration(max(1, cfg.rate)))
-		defer tick.Stop()
+		// Open loop: request i is due at begin + i/rate. A ticker would drop the ticks a busy
+		// generator misses and quietly lower the rate; a schedule sends every request it owes.
+		interval := time.Second / time.Duration(max(1, cfg.rate))
+		begin := time.Now()
 		sem := make(chan struct{}, cfg.concurrency)
 		var inflight sync.WaitGroup
 		for i := 0; !stop.Load(); i++ {
-			<-tick.C
+			if wait := time.Until(begin.Add(time.Duration(i) * interval)); wait > 0 {
+				time.Sleep(wait) // pacing the load, not waiting for a result
+			}
 			select {
 			case sem <- struct{}{}:
 			default:
