@@ -109,7 +109,8 @@ type StartRequest struct {
 	// UserOptions are the options the user chose on the spawn form or sent
 	// in the API request body, as the spawner's ValidateUserOptions returned
 	// them when it is an OptionsSpawner (raw otherwise). May be nil. The
-	// local spawners ignore them.
+	// local spawners read only "profile" (the profile whose overrides the
+	// start runs with).
 	UserOptions map[string]any
 	// AuthState is what the authenticator kept about the user's login
 	// (tokens, groups from an identity provider...), decrypted; nil when the

@@ -61,6 +61,9 @@ func (s *Spawner) Provision(ctx caddy.Context) error {
 	if err := s.ProcessOptions.Provision(); err != nil {
 		return fmt.Errorf("spawner localprocess: %w", err)
 	}
+	if err := s.ProvisionProfiles(&s.Options); err != nil {
+		return fmt.Errorf("spawner localprocess: %w", err)
+	}
 	if euid := os.Geteuid(); euid > 0 {
 		s.logger.Warn("the hub does not run as root: the localprocess spawner can start servers only for the hub's own account",
 			zap.Int("euid", euid))
@@ -80,6 +83,10 @@ func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progres
 	if err := req.CheckNames(); err != nil {
 		return nil, fmt.Errorf("spawner localprocess: %w", err)
 	}
+	opts, err := s.OptionsFor(&s.Options, req.UserOptions)
+	if err != nil {
+		return nil, err
+	}
 	acct, err := lookupAccount(req.User)
 	if err != nil {
 		return nil, err
@@ -94,7 +101,7 @@ func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progres
 		return nil, fmt.Errorf("cannot start a server as user %s: the hub runs as uid %d, not as root; run the hub as root or use spawner simple", req.User, euid)
 	}
 	dir := acct.home
-	if root := s.RootDir(req, acct.home); root != "" {
+	if root := opts.RootDir(req, acct.home); root != "" {
 		dir = root
 	}
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
@@ -112,11 +119,11 @@ func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progres
 		env["SHELL"] = acct.shell
 	}
 	return localproc.Start(ctx, localproc.Spec{
-		Options: &s.Options,
+		Options: opts,
 		Local:   &s.ProcessOptions,
 		Request: req,
 		Env: func(serviceURL string) map[string]string {
-			return s.ProcessOptions.Env(&s.Options, req, serviceURL, acct.home, env)
+			return s.ProcessOptions.Env(opts, req, serviceURL, acct.home, env)
 		},
 		Dir:        dir,
 		Credential: cred,
@@ -153,7 +160,8 @@ var errRoot = errors.New("refusing to run a server as root")
 
 // Interface guards
 var (
-	_ spawners.Spawner      = (*Spawner)(nil)
-	_ caddy.Provisioner     = (*Spawner)(nil)
-	_ caddyfile.Unmarshaler = (*Spawner)(nil)
+	_ spawners.Spawner        = (*Spawner)(nil)
+	_ spawners.OptionsSpawner = (*Spawner)(nil)
+	_ caddy.Provisioner       = (*Spawner)(nil)
+	_ caddyfile.Unmarshaler   = (*Spawner)(nil)
 )

@@ -54,6 +54,9 @@ func (s *Spawner) Provision(ctx caddy.Context) error {
 	if err := s.ProcessOptions.Provision(); err != nil {
 		return fmt.Errorf("spawner simple: %w", err)
 	}
+	if err := s.ProvisionProfiles(&s.Options); err != nil {
+		return fmt.Errorf("spawner simple: %w", err)
+	}
 	return nil
 }
 
@@ -73,12 +76,16 @@ func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progres
 	if err := req.CheckNames(); err != nil {
 		return nil, fmt.Errorf("spawner simple: %w", err)
 	}
+	opts, err := s.OptionsFor(&s.Options, req.UserOptions)
+	if err != nil {
+		return nil, err
+	}
 	home := HomeDir(req.DataDir, req.User)
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, fmt.Errorf("creating home of %s: %w", req.User, err)
 	}
 	dir := home
-	if root := s.RootDir(req, home); root != "" {
+	if root := opts.RootDir(req, home); root != "" {
 		if err := os.MkdirAll(root, 0o700); err != nil {
 			return nil, fmt.Errorf("creating notebook_dir of %s: %w", req.User, err)
 		}
@@ -86,11 +93,11 @@ func (s *Spawner) Start(ctx context.Context, req *spawners.StartRequest, progres
 	}
 	account := map[string]string{"USER": req.User, "HOME": home, "SHELL": "/bin/bash"}
 	return localproc.Start(ctx, localproc.Spec{
-		Options: &s.Options,
+		Options: opts,
 		Local:   &s.ProcessOptions,
 		Request: req,
 		Env: func(serviceURL string) map[string]string {
-			return s.ProcessOptions.Env(&s.Options, req, serviceURL, home, account)
+			return s.ProcessOptions.Env(opts, req, serviceURL, home, account)
 		},
 		Dir:     dir,
 		LogPath: localproc.LogPath(req.DataDir, req.User, req.ServerName),
@@ -134,7 +141,8 @@ func (s *Spawner) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // Interface guards
 var (
-	_ spawners.Spawner      = (*Spawner)(nil)
-	_ caddy.Provisioner     = (*Spawner)(nil)
-	_ caddyfile.Unmarshaler = (*Spawner)(nil)
+	_ spawners.Spawner        = (*Spawner)(nil)
+	_ spawners.OptionsSpawner = (*Spawner)(nil)
+	_ caddy.Provisioner       = (*Spawner)(nil)
+	_ caddyfile.Unmarshaler   = (*Spawner)(nil)
 )

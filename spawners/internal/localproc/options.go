@@ -52,6 +52,12 @@ type ProcessOptions struct {
 	// Port is the port the server listens on; it must be in 0..65535.
 	// Default: 0, a free port picked at each start.
 	Port int `json:"port,omitempty"`
+
+	// ProfileList are the choices offered on the spawn page (Caddyfile: repeatable `profile <slug>
+	// { ... }`), each overriding cmd, args, environment, default_url, mem_limit or cpu_limit; a
+	// start runs with the chosen one (user option "profile"), else the default one. Default: none,
+	// no choice.
+	ProfileList []Profile `json:"profiles,omitempty"`
 }
 
 // Provision applies defaults and validates the options. It does no I/O.
@@ -98,6 +104,7 @@ func (o *ProcessOptions) Provision() error {
 //	term_timeout|kill_timeout <duration>
 //	ip <address>
 //	port <port>
+//	profile <slug> { ... }            (repeatable; see unmarshalProfile)
 func (o *ProcessOptions) UnmarshalOption(d *caddyfile.Dispenser) (handled bool, err error) {
 	switch name := d.Val(); name {
 	case "env_keep":
@@ -135,6 +142,8 @@ func (o *ProcessOptions) UnmarshalOption(d *caddyfile.Dispenser) (handled bool, 
 			return true, d.Errf("port: %q is not a port number in 0..65535", v)
 		}
 		o.Port = p
+	case "profile":
+		return true, o.unmarshalProfile(d)
 	default:
 		return false, nil
 	}
