@@ -1,9 +1,10 @@
 package tests
 
 // The token page in headless Chromium against the real binary: alice requests a token narrowed to
-// one scope from the page's checklist, an HTTP client uses it (an allowed call and refused ones),
-// she revokes it and the table gives way to "No API tokens" without a reload; the token no longer
-// works. The page is checked for horizontal overflow at 1280×800 and 390×844.
+// one scope from the page's checklist and it appears in the list without a reload, as the server
+// lists it; an HTTP client uses it (an allowed call and refused ones), she revokes it and the table
+// gives way to "No API tokens" without a reload; the token no longer works. The page is checked for
+// horizontal overflow at 1280×800 and 390×844.
 
 import (
 	"context"
@@ -77,6 +78,7 @@ func TestBrowserTokenPageE2E(t *testing.T) {
 	checkLayout(t, ctx, shots, "token-page")
 
 	const narrow = "read:users!user=alice"
+	step("mark the document", chromedp.Evaluate[chromedp.Void](`window.e2eSame = true`))
 	step("request a token narrowed to "+narrow,
 		chromedp.SendKeys(chromedp.ID("token-note"), "narrow e2e"),
 		chromedp.Click(chromedp.CSS(`#token-scopes input[value="`+narrow+`"]`)),
@@ -87,6 +89,16 @@ func TestBrowserTokenPageE2E(t *testing.T) {
 	if err != nil || token == "" {
 		msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("token-error")))
 		t.Fatalf("no token shown (%v): %s", err, msg)
+	}
+	// The new token is in the list at once, without a reload.
+	rowCells := `[...document.querySelectorAll("#api-tokens tbody tr td[data-label]")].map(td => td.dataset.label + "=" + td.textContent)`
+	poll("the new token listed without a reload", `window.e2eSame === true && !document.querySelector("#api-tokens table").hidden &&
+		document.querySelector("#api-tokens .empty").hidden && document.querySelectorAll("#api-tokens tbody tr").length === 1 &&
+		document.querySelector("#api-tokens tbody tr").textContent.includes("narrow e2e") &&
+		document.querySelector("#api-tokens tbody tr").textContent.includes("`+narrow+`")`)
+	added, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](rowCells))
+	if err != nil {
+		t.Fatal(err)
 	}
 	checkLayout(t, ctx, shots, "token-created")
 
@@ -104,7 +116,25 @@ func TestBrowserTokenPageE2E(t *testing.T) {
 	step("reload the token page", chromedp.Navigate(base+"/hub/token"))
 	poll("the token listed", `document.querySelectorAll("#api-tokens tbody tr").length === 1 && document.querySelector("#api-tokens tbody tr").textContent.includes("`+narrow+`")`)
 	checkLayout(t, ctx, shots, "token-listed")
-	step("mark the document", chromedp.Evaluate[chromedp.Void](`window.e2eSame = true`))
+	// The row the page added says what the server's own row says (but "Last used": the HTTP
+	// client has used the token since).
+	listed, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](rowCells))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withoutLastUsed := func(cells []string) string {
+		var keep []string
+		for _, c := range cells {
+			if !strings.HasPrefix(c, "Last used=") {
+				keep = append(keep, c)
+			}
+		}
+		return strings.Join(keep, " | ")
+	}
+	if a, l := withoutLastUsed(added), withoutLastUsed(listed); a != l || len(added) != 5 {
+		t.Errorf("the row added without a reload\n %s\ndiffers from the server's\n %s", a, l)
+	}
+	step("mark the reloaded document", chromedp.Evaluate[chromedp.Void](`window.e2eSame = true`))
 	step("revoke", chromedp.Click(chromedp.CSS(`#api-tokens button[data-revoke]`)))
 	poll(`"No API tokens" after the revoke, without a reload`, `window.e2eSame === true && document.querySelector("#api-tokens table").hidden && !document.querySelector("#api-tokens .empty").hidden`)
 	checkLayout(t, ctx, shots, "token-revoked")
