@@ -24,10 +24,10 @@ targets=(
 	./auth FuzzNormalizeUsername
 	./hubapp/rbac FuzzScope
 	./hubapp/store FuzzRecordDecode
-	./hubapp FuzzSafeNext
-	./hubapp FuzzXSRFCookies
-	./hubapp FuzzOAuthParams
-	./hubapp FuzzAPIBody
+	./hubapp/web FuzzSafeNext
+	./hubapp/web FuzzXSRFCookies
+	./hubapp/web FuzzOAuthParams
+	./hubapp/web FuzzAPIBody
 	./. FuzzCaddyfile
 )
 

@@ -1,7 +1,7 @@
 // Package hubapp is the `jupyterhub` Caddy app: it owns CaddyHub's state (the Badger store and the
 // route table), serves the configurable-http-proxy–compatible proxy API and, unless proxy_only is set,
-// the hub itself — login, sessions, spawning, the JupyterHub REST API and the OAuth provider that
-// single-user servers use. The `jupyterhub` HTTP handler in caddymodule reaches it through the
+// runs the hub itself — login, sessions, spawning, the JupyterHub REST API and the OAuth provider that
+// single-user servers use, which package web (hubapp/web) implements over the spawn engine. The `jupyterhub` HTTP handler in caddymodule reaches it through the
 // caddymodule.App interface: the import arrow points from the hub to the edge, never back.
 package hubapp
 
@@ -21,6 +21,7 @@ import (
 	"github.com/caddyhub/caddyhub/auth/authstate"
 	"github.com/caddyhub/caddyhub/caddymodule"
 	"github.com/caddyhub/caddyhub/caddymodule/routetable"
+	"github.com/caddyhub/caddyhub/hubapp/web"
 	"github.com/caddyhub/caddyhub/spawners"
 )
 
@@ -35,10 +36,6 @@ type App struct {
 	// separate (Python) JupyterHub. Default: false, the hub runs in process.
 	ProxyOnly bool `json:"proxy_only,omitempty"`
 
-	// DataDir is the directory of the hub's database (Badger). Relative paths are taken from the
-	// working directory, like JupyterHub's sqlite file. Default: "caddyhub-data".
-	DataDir string `json:"data_dir,omitempty"`
-
 	// ProxyAPI is the listen address of the configurable-http-proxy–compatible REST API
 	// (/api/routes). Default: "127.0.0.1:8001". Set to "off" to disable it.
 	ProxyAPI string `json:"proxy_api,omitempty"`
@@ -52,28 +49,6 @@ type App struct {
 	// not answer, the edge fetches <error_target>/<status>?url=<request URL> and relays that page.
 	// Default: "" (built-in pages).
 	ErrorTargetURL string `json:"error_target,omitempty"`
-
-	// BaseURL is the URL prefix of everything the hub serves, as JupyterHub's base_url. Default: "/".
-	BaseURL string `json:"base_url,omitempty"`
-
-	// HubAPI is the listen address of the hub API that spawned servers call (JUPYTERHUB_API_URL is
-	// http://<hub_api><base_url>hub/api). Default: "127.0.0.1:8081".
-	HubAPI string `json:"hub_api,omitempty"`
-
-	// HubConnectURL overrides the URL spawned servers use to reach the hub (JupyterHub's
-	// hub_connect_url), e.g. when they run in containers. Default: derived from hub_api.
-	HubConnectURL string `json:"hub_connect_url,omitempty"`
-
-	// CookieSecret is the cookie secret, hex encoded (JupyterHub's cookie_secret). Placeholders are
-	// expanded. Default: the JPY_COOKIE_SECRET environment variable, then cookie_secret_file.
-	CookieSecret string `json:"cookie_secret,omitempty"`
-
-	// CookieSecretFile holds the cookie secret, hex encoded; created with mode 0600 if missing, and
-	// refused if group or others can read it. Default: "jupyterhub_cookie_secret" in the working directory.
-	CookieSecretFile string `json:"cookie_secret_file,omitempty"`
-
-	// CookieMaxAge is how long a login lasts. Default: 14 days (cookie_max_age_days).
-	CookieMaxAge caddy.Duration `json:"cookie_max_age,omitempty"`
 
 	// AuthenticatorRaw configures who may log in. Default: {"authenticator": "pam"}.
 	AuthenticatorRaw json.RawMessage `json:"authenticator,omitempty" caddy:"namespace=jupyterhub.authenticators inline_key=authenticator"`
@@ -94,67 +69,9 @@ type App struct {
 	// SpawnerRaw configures how users' servers are started. Default: {"spawner": "localprocess"}.
 	SpawnerRaw json.RawMessage `json:"spawner,omitempty" caddy:"namespace=jupyterhub.spawners inline_key=spawner"`
 
-	// Services are JupyterHub services: API clients with their own token and roles, optionally
-	// routed at /services/<name>/ or run by the hub as managed processes.
-	Services []*Service `json:"services,omitempty"`
-
-	// Roles are custom RBAC roles (JupyterHub's load_roles).
-	Roles []*Role `json:"roles,omitempty"`
-
-	// Groups pre-creates groups with members and properties (JupyterHub's load_groups).
-	Groups []*GroupConfig `json:"groups,omitempty"`
-
-	// APITokens maps legacy API tokens to the user they act as (JupyterHub's api_tokens). Placeholders
-	// in the tokens are expanded.
-	APITokens map[string]string `json:"api_tokens,omitempty"`
-
-	// ConcurrentSpawnLimit is how many servers may be starting at once; more get 429 with Retry-After.
-	// Default: 100. 0 in JSON means the default; -1 means no limit.
-	ConcurrentSpawnLimit int `json:"concurrent_spawn_limit,omitempty"`
-
-	// ActiveServerLimit is how many servers may be running or starting at once. Default: 0 (no limit).
-	ActiveServerLimit int `json:"active_server_limit,omitempty"`
-
-	// AllowNamedServers lets users run more than their default server. Default: false.
-	AllowNamedServers bool `json:"allow_named_servers,omitempty"`
-
-	// NamedServerLimitPerUser caps named servers per user. Default: 0 (no limit).
-	NamedServerLimitPerUser int `json:"named_server_limit_per_user,omitempty"`
-
-	// RedirectToServer sends users to their server after login instead of /hub/home. Default: true.
-	RedirectToServer *bool `json:"redirect_to_server,omitempty"`
-
-	// Branding: hub_title, logo_file, favicon_file and the announcements (branding.go).
-	Branding
-
-	// ImplicitSpawnSeconds: JupyterHub's implicit_spawn_seconds. Default: 0 (off).
-	ImplicitSpawnSeconds int `json:"implicit_spawn_seconds,omitempty"`
-
-	// CleanupServers stops every user's server when Caddy exits (not on reload). Default: false:
-	// servers outlive the hub, and a restarted hub adopts them.
-	CleanupServers bool `json:"cleanup_servers,omitempty"`
-
-	// Culler configures the built-in idle culler. Default: none.
-	Culler *CullerConfig `json:"culler,omitempty"`
-
-	// SubdomainHost puts each user's server on its own origin, <user>.<subdomain_host>
-	// (JupyterHub's subdomain_host, without the scheme). Default: "" (one origin).
-	SubdomainHost string `json:"subdomain_host,omitempty"`
-
-	// APIPageDefaultLimit is how many items a paginated list endpoint (GET /users, /groups, …)
-	// returns when a client that asks for pagination gives no limit (JupyterHub's
-	// api_page_default_limit). Default: 50.
-	APIPageDefaultLimit int `json:"api_page_default_limit,omitempty"`
-
-	// APIPageMaxLimit is the most items one call of a list endpoint returns, whatever limit it asks
-	// for; clients that do not ask for pagination get this many (JupyterHub's api_page_max_limit).
-	// Default: 200.
-	APIPageMaxLimit int `json:"api_page_max_limit,omitempty"`
-
-	// AdminAccess lets admins open other users' servers: the admin role gains access:servers, as
-	// with JupyterHub's admin_access, and each time an admin opens another user's server the log
-	// says who, whose server and when. Default: false.
-	AdminAccess bool `json:"admin_access,omitempty"`
+	// Config holds the hub's options, read by the HTTP layer (package web); embedded, so that
+	// they sit beside the app's own options in JSON and in the Caddyfile.
+	web.Config
 
 	authenticator auth.Authenticator
 	crypter       *authstate.Crypter // nil unless enable_auth_state
@@ -167,7 +84,7 @@ type App struct {
 	ready   chan struct{}                    // closed when Start has finished
 	shared  *reloadState                     // nil until Start
 	table   atomic.Pointer[routetable.Table] // what the edge reads; nil until Start
-	hub     *Hub                             // nil in proxy_only mode and until Start
+	hub     *web.Hub                         // nil in proxy_only mode and until Start
 	servers []*listenerServer                // proxy API and hub API listeners of this generation
 }
 
@@ -207,7 +124,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 // Validate checks the configuration for mistakes that need no I/O to find.
 func (a *App) Validate() error {
-	if err := a.Branding.validate(); err != nil {
+	if err := a.Branding.Validate(); err != nil {
 		return err
 	}
 	if a.ProxyAPI != "off" {
@@ -247,7 +164,12 @@ func (a *App) Start() error {
 	}
 	a.shared = v.(*reloadState)
 	if !a.ProxyOnly {
-		hub, err := newHub(a)
+		hub, err := web.New(&a.Config, web.Deps{
+			Store: a.shared.store, Table: a.shared.table, Runtime: a.shared.runtime,
+			Authenticator: a.authenticator, Spawner: a.spawner, Crypter: a.crypter,
+			Ctx: a.ctx, Logger: a.logger, HubAPIAddr: a.hubAPIAddr,
+			Certificates: func() []CertificateInfo { return certificateInfo(a.ctx) },
+		})
 		if err != nil {
 			a.release()
 			return fmt.Errorf("jupyterhub: starting hub: %w", err)
@@ -272,7 +194,7 @@ func (a *App) Start() error {
 			return err
 		}
 		a.servers = append(a.servers, srv)
-		if err := a.hub.start(); err != nil {
+		if err := a.hub.Start(); err != nil {
 			a.release()
 			return fmt.Errorf("jupyterhub: %w", err)
 		}
@@ -291,7 +213,7 @@ func (a *App) Start() error {
 // every reload: users' servers keep running unless Caddy is exiting and cleanup_servers is set.
 func (a *App) Stop() error {
 	if a.hub != nil {
-		a.hub.stop(caddy.Exiting(), a.CleanupServers)
+		a.hub.Stop(caddy.Exiting(), a.CleanupServers)
 	}
 	a.release()
 	return nil
@@ -308,6 +230,16 @@ func (a *App) release() {
 		}
 		a.shared = nil
 	}
+}
+
+// hubAPIAddr is the address the hub API listener of this generation listens on, "" before it does.
+func (a *App) hubAPIAddr() string {
+	for _, s := range a.servers {
+		if s.name == "hub API" && s.ln != nil {
+			return s.ln.Addr().String()
+		}
+	}
+	return ""
 }
 
 // RouteTable implements caddymodule.App.

@@ -10,6 +10,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+
+	"github.com/caddyhub/caddyhub/hubapp/web"
 )
 
 func init() {
@@ -91,17 +93,17 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 		case "spawner":
 			app.SpawnerRaw, err = guestModule(d, "jupyterhub.spawners", "spawner", &warnings)
 		case "service":
-			var s *Service
+			var s *web.Service
 			if s, err = parseService(d); err == nil {
 				app.Services = append(app.Services, s)
 			}
 		case "role":
-			var r *Role
+			var r *web.Role
 			if r, err = parseRole(d); err == nil {
 				app.Roles = append(app.Roles, r)
 			}
 		case "group":
-			var g *GroupConfig
+			var g *web.GroupConfig
 			if g, err = parseGroup(d); err == nil {
 				app.Groups = append(app.Groups, g)
 			}
@@ -233,8 +235,8 @@ func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	return nil
 }
 
-func parseService(d *caddyfile.Dispenser) (*Service, error) {
-	s := &Service{}
+func parseService(d *caddyfile.Dispenser) (*web.Service, error) {
+	s := &web.Service{}
 	if err := oneArgNoBlockCheck(d, &s.Name); err != nil {
 		return nil, err
 	}
@@ -310,8 +312,8 @@ func oneArgNoBlockCheck(d *caddyfile.Dispenser, dst *string) error {
 	return nil
 }
 
-func parseRole(d *caddyfile.Dispenser) (*Role, error) {
-	r := &Role{}
+func parseRole(d *caddyfile.Dispenser) (*web.Role, error) {
+	r := &web.Role{}
 	if err := oneArgNoBlockCheck(d, &r.Name); err != nil {
 		return nil, err
 	}
@@ -334,8 +336,8 @@ func parseRole(d *caddyfile.Dispenser) (*Role, error) {
 	return r, nil
 }
 
-func parseGroup(d *caddyfile.Dispenser) (*GroupConfig, error) {
-	g := &GroupConfig{}
+func parseGroup(d *caddyfile.Dispenser) (*web.GroupConfig, error) {
+	g := &web.GroupConfig{}
 	if err := oneArgNoBlockCheck(d, &g.Name); err != nil {
 		return nil, err
 	}
@@ -359,8 +361,8 @@ func parseGroup(d *caddyfile.Dispenser) (*GroupConfig, error) {
 	return g, nil
 }
 
-func parseCuller(d *caddyfile.Dispenser) (*CullerConfig, error) {
-	c := &CullerConfig{}
+func parseCuller(d *caddyfile.Dispenser) (*web.CullerConfig, error) {
+	c := &web.CullerConfig{}
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
@@ -396,4 +398,34 @@ func parseCuller(d *caddyfile.Dispenser) (*CullerConfig, error) {
 		c.Timeout = caddy.Duration(time.Hour)
 	}
 	return c, nil
+}
+
+// parseBrandingOption reads one branding option of the jupyterhub Caddyfile block; ok is false
+// when opt is not one.
+func parseBrandingOption(d *caddyfile.Dispenser, b *web.Branding, opt string) (ok bool, err error) {
+	var dst **string
+	switch opt {
+	case "hub_title":
+		return true, oneArg(d, &b.HubTitle)
+	case "logo_file":
+		return true, oneArg(d, &b.LogoFile)
+	case "favicon_file":
+		return true, oneArg(d, &b.FaviconFile)
+	case "announcement":
+		return true, oneArg(d, &b.Announcement)
+	case "announcement_login":
+		dst = &b.AnnouncementLogin
+	case "announcement_home":
+		dst = &b.AnnouncementHome
+	case "announcement_spawn":
+		dst = &b.AnnouncementSpawn
+	default:
+		return false, nil
+	}
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return true, err
+	}
+	*dst = &s
+	return true, nil
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+
+	"github.com/caddyhub/caddyhub/hubapp/web"
 )
 
 // listeners holds one socket and http.Server per address for the life of the process, shared by
@@ -36,7 +38,7 @@ func (l *sharedListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	l.mu.Unlock()
 	if h == nil {
-		apiError(w, http.StatusServiceUnavailable, "the hub is restarting")
+		web.WriteAPIError(w, http.StatusServiceUnavailable, "the hub is restarting")
 		return
 	}
 	h.ServeHTTP(w, r)

@@ -3,8 +3,9 @@ package hubapp
 // Certificates for users' origins under subdomain_host (docs/https.md, "Certificates for users'
 // origins"): the on-demand TLS permission module tls.permission.jupyterhub allows a certificate only for
 // the hub's own name and for <label>.<subdomain_host> where label is an existing user's, answering from
-// memory (subdomain.go's label set) and limiting how fast new names are allowed. Caddy refuses on-demand
-// TLS without a permission module; an `ask` URL would cost an HTTP request per unknown name.
+// memory (package web's label set, web.LookupUserLabel) and limiting how fast new names are allowed.
+// Caddy refuses on-demand TLS without a permission module; an `ask` URL would cost an HTTP request per
+// unknown name.
 
 import (
 	"context"
@@ -20,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyhub/caddyhub/hubapp/store"
+	"github.com/caddyhub/caddyhub/hubapp/web"
 )
 
 func init() {
@@ -90,7 +92,7 @@ func (p *Permission) Provision(ctx caddy.Context) error {
 	if app.ProxyOnly {
 		return fmt.Errorf("on-demand TLS permission jupyterhub: the jupyterhub app runs proxy_only and knows no users")
 	}
-	if _, ok := parseSubdomainHost(app.SubdomainHost); !ok {
+	if web.SubdomainHostName(app.SubdomainHost) == "" {
 		return fmt.Errorf("on-demand TLS permission jupyterhub needs subdomain_host (a host name) in the jupyterhub app, have %q", app.SubdomainHost)
 	}
 	p.app = app
@@ -102,18 +104,18 @@ func (p *Permission) Provision(ctx caddy.Context) error {
 // decide.
 func (p *Permission) CertificateAllowed(_ context.Context, name string) error {
 	name = strings.ToLower(strings.TrimSuffix(name, "."))
-	c, _ := parseSubdomainHost(p.app.SubdomainHost)
-	if name == c.host {
+	host := web.SubdomainHostName(p.app.SubdomainHost)
+	if name == host {
 		return nil
 	}
 	label, parent, ok := strings.Cut(name, ".")
-	if !ok || parent != c.host || !isDNSSafe(label) {
-		return fmt.Errorf("%s: not the hub or a user's subdomain of %s: %w", name, c.host, caddytls.ErrPermissionDenied)
+	if !ok || parent != host || !web.IsDNSLabel(label) {
+		return fmt.Errorf("%s: not the hub or a user's subdomain of %s: %w", name, host, caddytls.ErrPermissionDenied)
 	}
 	// The label set and the store are shared by every config generation of this data_dir, so
 	// during a reload (or before this generation's app has started, apps start in no fixed order)
 	// the answer comes from what the running generation keeps; with neither, nothing is allowed.
-	if _, ok, err := labelsFor(p.app.DataDir).lookup(sharedStore(p.app.DataDir), label, p.now()); err != nil {
+	if _, ok, err := web.LookupUserLabel(p.app.DataDir, sharedStore(p.app.DataDir), label, p.now()); err != nil {
 		return fmt.Errorf("%s: looking up user labels: %w", name, err)
 	} else if !ok {
 		return fmt.Errorf("%s: no user has the label %q: %w", name, label, caddytls.ErrPermissionDenied)

@@ -5,14 +5,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"math/big"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -25,22 +22,19 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyhub/caddyhub/caddymodule/routetable"
+	"github.com/caddyhub/caddyhub/hubapp/web"
 )
 
 // newTestPermission returns a permission module over an app with subdomain_host hub.example.org
 // whose label set holds the given users (no store: answers come from memory only).
 func newTestPermission(t *testing.T, started bool, users ...string) (*Permission, *time.Time) {
 	t.Helper()
-	app := &App{SubdomainHost: "https://hub.example.org:8443", DataDir: t.TempDir()}
+	app := &App{Config: web.Config{SubdomainHost: "https://hub.example.org:8443", DataDir: t.TempDir()}}
 	if started {
 		app.table.Store(routetable.New())
 	}
-	l := labelsFor(app.DataDir)
-	l.mu.Lock()
-	l.loaded, l.loadedAt = true, time.Now()
-	l.mu.Unlock()
 	for _, u := range users {
-		l.add(u)
+		web.NoteUserCreated(app.DataDir, u)
 	}
 	now := time.Unix(1_000_000, 0)
 	p := &Permission{RateLimit: 2, RateInterval: caddy.Duration(time.Minute), app: app, logger: zap.NewNop(),
@@ -60,7 +54,7 @@ func TestPermissionCertificateAllowed(t *testing.T) {
 		{"alice.hub.example.org", true},
 		{"Alice.Hub.Example.Org", true},
 		{"xn--mller-kva.hub.example.org", true},
-		{dnsLabel("a b") + ".hub.example.org", true},
+		{web.UserLabel("a b") + ".hub.example.org", true},
 		{"bob.hub.example.org", false},            // no such user
 		{"x.alice.hub.example.org", false},        // deeper name
 		{"alice.hub.example.org.evil.com", false}, // another domain
@@ -114,9 +108,8 @@ func TestPermissionRateLimit(t *testing.T) {
 		t.Error("new name refused after the interval passed")
 	}
 	p.RateLimit = -1
-	l := labelsFor(p.app.DataDir)
 	for _, u := range []string{"b1", "b2", "b3", "b4"} {
-		l.add(u)
+		web.NoteUserCreated(p.app.DataDir, u)
 		if !allowed(u) {
 			t.Errorf("%s refused with rate_limit off", u)
 		}
@@ -173,57 +166,19 @@ func TestCertRegistryRecord(t *testing.T) {
 	}
 }
 
-func TestGuardHost(t *testing.T) {
-	for _, tc := range []struct {
-		sub, host, method, target string
-		tls                       bool
-		wantStatus                int // 0: not answered
-		wantLocation, wantHSTS    string
-	}{
-		{"", "hub.example.org", "GET", "/hub/login", true, 0, "", "max-age=31536000"},
-		{"", "hub.example.org", "GET", "/hub/login", false, 0, "", ""},
-		{"hub.example.org", "hub.example.org", "GET", "/hub/login", true, 0, "", "max-age=31536000; includeSubDomains"},
-		{"hub.example.org", "127.0.0.1:8081", "GET", "/hub/api/user", false, 0, "", ""},
-		{"hub.example.org", "alice.hub.example.org", "GET", "/hub/login?next=/x", true, http.StatusFound,
-			"https://hub.example.org/hub/login?next=/x", "max-age=31536000; includeSubDomains"},
-		{"https://hub.example.org:8443", "alice.hub.example.org:8443", "POST", "/hub/api/users", true, http.StatusTemporaryRedirect,
-			"https://hub.example.org:8443/hub/api/users", "max-age=31536000; includeSubDomains"},
-		{"hub.example.org", "ALICE.hub.example.org.", "GET", "/user/alice/", true, http.StatusFound,
-			"https://hub.example.org/user/alice/", "max-age=31536000; includeSubDomains"},
-	} {
-		h := &Hub{app: &App{SubdomainHost: tc.sub}, base: "/", prefix: "/hub/"}
-		r := httptest.NewRequest(tc.method, "http://"+tc.host+tc.target, nil)
-		r.Host = tc.host
-		if tc.tls {
-			r.TLS = &tls.ConnectionState{}
-		}
-		w := httptest.NewRecorder()
-		answered := h.guardHost(w, r)
-		if answered != (tc.wantStatus != 0) || (answered && w.Code != tc.wantStatus) {
-			t.Errorf("%s %s: answered=%v status %d, want %d", tc.host, tc.target, answered, w.Code, tc.wantStatus)
-		}
-		if loc := w.Header().Get("Location"); loc != tc.wantLocation {
-			t.Errorf("%s %s: Location %q, want %q", tc.host, tc.target, loc, tc.wantLocation)
-		}
-		if hsts := w.Header().Get("Strict-Transport-Security"); hsts != tc.wantHSTS {
-			t.Errorf("%s %s: HSTS %q, want %q", tc.host, tc.target, hsts, tc.wantHSTS)
-		}
-	}
-}
-
 func TestHubLabelHooksAndCertificateInfo(t *testing.T) {
-	h := &Hub{app: &App{SubdomainHost: "hub.example.org", DataDir: t.TempDir()}}
-	h.noteUserCreated("dora")
-	if u, ok, _ := labelsFor(h.app.DataDir).lookup(nil, "dora", time.Now()); !ok || u != "dora" {
-		t.Errorf("after noteUserCreated: %q %v", u, ok)
+	dir := t.TempDir()
+	web.NoteUserCreated(dir, "dora")
+	if u, ok, _ := web.LookupUserLabel(dir, nil, "dora", time.Now()); !ok || u != "dora" {
+		t.Errorf("after NoteUserCreated: %q %v", u, ok)
 	}
-	h.noteUserDeleted("dora")
-	if _, ok, _ := labelsFor(h.app.DataDir).lookup(nil, "dora", time.Now()); ok {
-		t.Error("found after noteUserDeleted")
+	web.NoteUserDeleted(dir, "dora")
+	if _, ok, _ := web.LookupUserLabel(dir, nil, "dora", time.Now()); ok {
+		t.Error("found after NoteUserDeleted")
 	}
 	certs.record("cert_failed", map[string]any{"identifier": "hooks.test", "error": "no"}, time.Now(), nil)
 	found := false
-	for _, ci := range h.certificateInfo() {
+	for _, ci := range certificateInfo(caddy.Context{}) {
 		found = found || (ci.Name == "hooks.test" && ci.LastError == "no")
 	}
 	if !found {

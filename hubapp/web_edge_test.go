@@ -7,15 +7,38 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
 
+	_ "github.com/caddyhub/caddyhub/auth/dummy"
 	"github.com/caddyhub/caddyhub/internal/testport"
 	_ "github.com/caddyhub/caddyhub/spawners/simple"
 )
+
+// JupyterHub's cookie names: the hub's login (path /hub/) and the session id every server reads.
+const (
+	loginCookie     = "jupyterhub-hub-login"
+	sessionIDCookie = "jupyterhub-session-id"
+)
+
+// webTestPassword is the dummy authenticator's password in these tests.
+const webTestPassword = "correct horse"
+
+var xsrfInputRE = regexp.MustCompile(`name="_xsrf" value="([^"]+)"`)
+
+// xsrfOf returns the _xsrf token of a page.
+func xsrfOf(t *testing.T, page string) string {
+	t.Helper()
+	m := xsrfInputRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no _xsrf input in page:\n%s", page)
+	}
+	return m[1]
+}
 
 // freeLoopbackAddr returns 127.0.0.1:<port>, a port free a moment ago that no earlier call in this
 // test binary returned.
