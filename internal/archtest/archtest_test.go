@@ -182,7 +182,7 @@ func TestImportDirections(t *testing.T) {
 	root := filepath.Join("..", "..")
 	rules := readRules(t, filepath.Join(root, "docs", "architecture.md"))
 	pkgs := packages(t, root)
-	for _, want := range []string{"hubapp", "hubapp/servers", "hubapp/culler", "hubapp/services", "spawners", "auth"} {
+	for _, want := range []string{"hubapp", "hubapp/web", "hubapp/servers", "hubapp/culler", "hubapp/services", "spawners", "auth"} {
 		if _, ok := pkgs[want]; !ok {
 			t.Fatalf("package %s not found: the walk is broken", want)
 		}
@@ -195,7 +195,8 @@ func TestImportDirections(t *testing.T) {
 }
 
 // TestViolationsDetected: the check fails on the imports the table forbids (an engine that imports
-// net/http, the hub or a web package; a spawner that imports the hub; a package with no row).
+// net/http, the hub or a web package; the HTTP layer that imports the app; a spawner that imports
+// the hub; a package with no row).
 func TestViolationsDetected(t *testing.T) {
 	rules := readRules(t, filepath.Join("..", "..", "docs", "architecture.md"))
 	for _, c := range []struct {
@@ -206,6 +207,7 @@ func TestViolationsDetected(t *testing.T) {
 		{"hubapp/servers", module + "/hubapp"},
 		{"hubapp/servers", module + "/hubapp/web"},
 		{"hubapp/servers", module + "/auth"},
+		{"hubapp/web", module + "/hubapp"},
 		{"hubapp/culler", module + "/hubapp/servers"},
 		{"hubapp/culler", "net/http"},
 		{"hubapp/services", module + "/hubapp"},
@@ -226,6 +228,9 @@ func TestViolationsDetected(t *testing.T) {
 		{"hubapp/servers", module + "/hubapp/store"},
 		{"hubapp/servers", module + "/spawners"},
 		{"hubapp", module + "/hubapp/servers"},
+		{"hubapp", module + "/hubapp/web"},
+		{"hubapp/web", module + "/hubapp/servers"},
+		{"hubapp/web", module + "/caddymodule"},
 		{"spawners/localprocess", module + "/spawners/internal/localproc"},
 		{"cmd/caddy", module + "/hubapp"},
 		{"hubapp/servers", "context"},
