@@ -17,15 +17,8 @@ import (
 // allowed_images as a map of names to images): a named image and limits the user picks on the
 // spawn page or in the API request ({"profile": "<slug>"}). Unset fields keep the spawner's values.
 type Profile struct {
-	// Slug identifies the profile in user options: letters, digits, '-', '_' and '.'. Required.
-	Slug string `json:"slug"`
-	// DisplayName is shown on the spawn form. Default: the slug.
-	DisplayName string `json:"display_name,omitempty"`
-	// Description is shown under the name. Default: none.
-	Description string `json:"description,omitempty"`
-	// Default marks the profile used when the user chooses none (at most one). Default: the first
-	// profile.
-	Default bool `json:"default,omitempty"`
+	// ProfileInfo: slug (letters, digits, '-', '_' and '.'), display_name, description, default.
+	spawners.ProfileInfo
 	// Image replaces the spawner's image. Default: image.
 	Image string `json:"image,omitempty"`
 	// MemLimit replaces mem_limit (bytes, or with a K, M, G or T suffix). Default: mem_limit.
@@ -78,10 +71,7 @@ func (s *Spawner) setupProfiles() error {
 func (s *Spawner) Profiles() []spawners.Profile {
 	out := make([]spawners.Profile, len(s.ProfileList))
 	for i, p := range s.ProfileList {
-		out[i] = spawners.Profile{Name: p.Slug, DisplayName: p.DisplayName, Description: p.Description, Default: p.Default}
-		if p.DisplayName == "" {
-			out[i].DisplayName = p.Slug
-		}
+		out[i] = p.Profile()
 		if p.Image != "" && p.Description == "" {
 			out[i].Description = "Image " + p.Image
 		}
@@ -216,23 +206,18 @@ func (s *Spawner) unmarshalProfile(d *caddyfile.Dispenser) error {
 		return d.Errf("profile: want <slug> { display_name|description|image|mem_limit|cpu_limit <value>; default }")
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		name := d.Val()
-		if name == "default" {
-			if d.NextArg() {
-				return d.Errf("profile %s: default takes no argument", p.Slug)
+		if handled, err := p.ProfileInfo.UnmarshalOption(d); handled {
+			if err != nil {
+				return err
 			}
-			p.Default = true
 			continue
 		}
+		name := d.Val()
 		var v string
 		if !d.AllArgs(&v) {
 			return d.Errf("profile %s: %s wants one value", p.Slug, name)
 		}
 		switch name {
-		case "display_name":
-			p.DisplayName = v
-		case "description":
-			p.Description = v
 		case "image":
 			p.Image = v
 		case "mem_limit":

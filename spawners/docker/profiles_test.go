@@ -11,8 +11,8 @@ import (
 func profileSpawner(t *testing.T) *Spawner {
 	t.Helper()
 	s := &Spawner{Image: "base:1", AllowedImages: []string{"base:1", "r:1"}, ProfileList: []Profile{
-		{Slug: "small", Description: "the default"},
-		{Slug: "big", DisplayName: "Big one", Image: "scipy:1", MemLimit: "2G", CPULimit: 2, Default: true},
+		{ProfileInfo: spawners.ProfileInfo{Slug: "small", Description: "the default"}},
+		{ProfileInfo: spawners.ProfileInfo{Slug: "big", DisplayName: "Big one", Default: true}, Image: "scipy:1", MemLimit: "2G", CPULimit: 2},
 	}}
 	s.MemLimit, s.CPULimit = "512M", 0.5
 	if err := s.setup(); err != nil {
@@ -79,13 +79,13 @@ func TestProfiles(t *testing.T) {
 
 func TestProfileSetupErrors(t *testing.T) {
 	for name, list := range map[string][]Profile{
-		"empty slug":  {{Slug: ""}},
-		"bad slug":    {{Slug: "a b"}},
-		"twice":       {{Slug: "a"}, {Slug: "a"}},
-		"two default": {{Slug: "a", Default: true}, {Slug: "b", Default: true}},
-		"image":       {{Slug: "a", Image: "two words"}},
-		"mem":         {{Slug: "a", MemLimit: "lots"}},
-		"cpu":         {{Slug: "a", CPULimit: -1}},
+		"empty slug":  {{ProfileInfo: spawners.ProfileInfo{Slug: ""}}},
+		"bad slug":    {{ProfileInfo: spawners.ProfileInfo{Slug: "a b"}}},
+		"twice":       {{ProfileInfo: spawners.ProfileInfo{Slug: "a"}}, {ProfileInfo: spawners.ProfileInfo{Slug: "a"}}},
+		"two default": {{ProfileInfo: spawners.ProfileInfo{Slug: "a", Default: true}}, {ProfileInfo: spawners.ProfileInfo{Slug: "b", Default: true}}},
+		"image":       {{ProfileInfo: spawners.ProfileInfo{Slug: "a"}, Image: "two words"}},
+		"mem":         {{ProfileInfo: spawners.ProfileInfo{Slug: "a"}, MemLimit: "lots"}},
+		"cpu":         {{ProfileInfo: spawners.ProfileInfo{Slug: "a"}, CPULimit: -1}},
 	} {
 		s := &Spawner{ProfileList: list}
 		if err := s.setup(); err == nil {

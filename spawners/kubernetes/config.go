@@ -67,16 +67,9 @@ type Storage struct {
 // in the API request ({"profile": "<slug>"}). Unset fields keep the
 // spawner's values.
 type Profile struct {
-	// Slug identifies the profile in user options; lowercase letters,
-	// digits and dashes. Required.
-	Slug string `json:"slug"`
-	// DisplayName is shown on the spawn form. Default: the slug.
-	DisplayName string `json:"display_name,omitempty"`
-	// Description is shown under the name. Default: none.
-	Description string `json:"description,omitempty"`
-	// Default marks the profile used when the user chooses none. Default:
-	// the first profile.
-	Default bool `json:"default,omitempty"`
+	// ProfileInfo: slug (lowercase letters, digits and dashes), display_name, description,
+	// default.
+	spawners.ProfileInfo
 	// Image replaces the spawner's image.
 	Image string `json:"image,omitempty"`
 	// MemLimit, MemGuarantee, CPULimit and CPUGuarantee replace the
@@ -602,14 +595,16 @@ func (s *Storage) unmarshal(d *caddyfile.Dispenser) error {
 }
 
 func (p *Profile) unmarshal(d *caddyfile.Dispenser) error {
+	if handled, err := p.ProfileInfo.UnmarshalOption(d); handled {
+		return err
+	}
 	switch name := d.Val(); name {
-	case "display_name", "description", "image", "mem_limit", "mem_guarantee":
+	case "image", "mem_limit", "mem_guarantee":
 		var v string
 		if !d.AllArgs(&v) {
 			return d.ArgErr()
 		}
-		*map[string]*string{"display_name": &p.DisplayName, "description": &p.Description, "image": &p.Image,
-			"mem_limit": &p.MemLimit, "mem_guarantee": &p.MemGuarantee}[name] = v
+		*map[string]*string{"image": &p.Image, "mem_limit": &p.MemLimit, "mem_guarantee": &p.MemGuarantee}[name] = v
 	case "cpu_limit", "cpu_guarantee":
 		var v string
 		if !d.AllArgs(&v) {
@@ -624,11 +619,6 @@ func (p *Profile) unmarshal(d *caddyfile.Dispenser) error {
 		} else {
 			p.CPUGuarantee = f
 		}
-	case "default":
-		if d.NextArg() {
-			return d.ArgErr()
-		}
-		p.Default = true
 	case "node_selector":
 		var k, v string
 		if !d.AllArgs(&k, &v) {

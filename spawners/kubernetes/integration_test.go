@@ -49,7 +49,7 @@ func TestIntegrationSpawnReachProfilesAdoptEvict(t *testing.T) {
 	kl := c.StartKubelet(t, "hub")
 	s := realSpawner(t, c, c.URL, func(s *Spawner) {
 		s.Storage = &Storage{Class: "standard"}
-		s.Config.Profiles = []Profile{{Slug: "small", CPULimit: 1}, {Slug: "big", MemLimit: "4G", Image: "example/big"}}
+		s.Config.Profiles = []Profile{{ProfileInfo: spawners.ProfileInfo{Slug: "small"}, CPULimit: 1}, {ProfileInfo: spawners.ProfileInfo{Slug: "big"}, MemLimit: "4G", Image: "example/big"}}
 	})
 	ctx := context.Background()
 

@@ -237,8 +237,8 @@ func TestProfiles(t *testing.T) {
 	s := newTestSpawner(t, fc, func(s *Spawner) {
 		s.MemLimit = "1G"
 		s.Config.Profiles = []Profile{
-			{Slug: "small"},
-			{Slug: "gpu", Default: true, Image: "example/gpu", MemLimit: "8G", CPULimit: 4, NodeSelector: map[string]string{"gpu": "yes"}},
+			{ProfileInfo: spawners.ProfileInfo{Slug: "small"}},
+			{ProfileInfo: spawners.ProfileInfo{Slug: "gpu", Default: true}, Image: "example/gpu", MemLimit: "8G", CPULimit: 4, NodeSelector: map[string]string{"gpu": "yes"}},
 		}
 	})
 	for _, tc := range []struct {
@@ -518,7 +518,7 @@ func TestOptionsSpawnerAndPort(t *testing.T) {
 	s := newTestSpawner(t, fc, func(s *Spawner) {
 		s.Port = 9999
 		s.PerUserService = true
-		s.Config.Profiles = []Profile{{Slug: "small", DisplayName: "Small", Description: "1 CPU"}, {Slug: "big", Default: true}}
+		s.Config.Profiles = []Profile{{ProfileInfo: spawners.ProfileInfo{Slug: "small", DisplayName: "Small", Description: "1 CPU"}}, {ProfileInfo: spawners.ProfileInfo{Slug: "big", Default: true}}}
 	})
 	got := s.Profiles()
 	if len(got) != 2 || got[0].Name != "small" || got[0].DisplayName != "Small" || got[0].Description != "1 CPU" ||

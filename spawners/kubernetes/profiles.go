@@ -11,8 +11,7 @@ import (
 func (s *Spawner) Profiles() []spawners.Profile {
 	out := make([]spawners.Profile, 0, len(s.Config.Profiles))
 	for _, p := range s.Config.Profiles {
-		out = append(out, spawners.Profile{Name: p.Slug, DisplayName: firstNonEmpty(p.DisplayName, p.Slug),
-			Description: p.Description, Default: p.Default})
+		out = append(out, p.Profile())
 	}
 	return out
 }

@@ -20,8 +20,8 @@ func TestProfileApplied(t *testing.T) {
 	s := newSpawner(t, func(s *Spawner) {
 		s.Environment = map[string]string{"WHICH": "spawner"}
 		s.ProfileList = []localproc.Profile{
-			{Slug: "plain", Default: true},
-			{Slug: "lab", Args: []string{"-sleep=1ms"}, DefaultURL: "/lab", Environment: map[string]string{"WHICH": "lab-{username}"},
+			{ProfileInfo: spawners.ProfileInfo{Slug: "plain", Default: true}},
+			{ProfileInfo: spawners.ProfileInfo{Slug: "lab"}, Args: []string{"-sleep=1ms"}, DefaultURL: "/lab", Environment: map[string]string{"WHICH": "lab-{username}"},
 				CPULimit: 2},
 		}
 	})

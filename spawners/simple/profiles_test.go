@@ -20,8 +20,8 @@ func TestProfileApplied(t *testing.T) {
 	s := newSpawner(t, func(s *Spawner) {
 		s.Environment = map[string]string{"WHICH": "spawner", "KEEP": "kept"}
 		s.ProfileList = []localproc.Profile{
-			{Slug: "plain", Default: true},
-			{Slug: "lab", DisplayName: "JupyterLab", Args: []string{"-sleep=1ms"}, DefaultURL: "/lab",
+			{ProfileInfo: spawners.ProfileInfo{Slug: "plain", Default: true}},
+			{ProfileInfo: spawners.ProfileInfo{Slug: "lab", DisplayName: "JupyterLab"}, Args: []string{"-sleep=1ms"}, DefaultURL: "/lab",
 				Environment: map[string]string{"WHICH": "lab-{username}"}, MemLimit: "1G", CPULimit: 1.5},
 		}
 	})
@@ -64,7 +64,7 @@ func TestProfileApplied(t *testing.T) {
 // TestProfileFailingCmd: a profile whose cmd exits at once fails the start with the early-exit error.
 func TestProfileFailingCmd(t *testing.T) {
 	s := newSpawner(t, func(s *Spawner) {
-		s.ProfileList = []localproc.Profile{{Slug: "ok"}, {Slug: "broken", Cmd: []string{"/bin/false"}}}
+		s.ProfileList = []localproc.Profile{{ProfileInfo: spawners.ProfileInfo{Slug: "ok"}}, {ProfileInfo: spawners.ProfileInfo{Slug: "broken"}, Cmd: []string{"/bin/false"}}}
 	})
 	req := newRequest(t, "alice")
 	req.UserOptions = map[string]any{"profile": "broken"}

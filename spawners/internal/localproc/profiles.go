@@ -17,16 +17,8 @@ import (
 // its kubespawner_override): a name shown on the spawn page and the options it overrides. Unset
 // fields keep the spawner's own values.
 type Profile struct {
-	// Slug identifies the profile in user options ({"profile": "<slug>"}): letters, digits, '-',
-	// '_' and '.'. Required, unique.
-	Slug string `json:"slug"`
-	// DisplayName is the label on the spawn page. Default: the slug.
-	DisplayName string `json:"display_name,omitempty"`
-	// Description is a sentence under the label. Default: none.
-	Description string `json:"description,omitempty"`
-	// Default marks the profile used when the user names none (at most one). Default: the first
-	// profile.
-	Default bool `json:"default,omitempty"`
+	// ProfileInfo: slug (letters, digits, '-', '_' and '.'), display_name, description, default.
+	spawners.ProfileInfo
 	// Cmd replaces the spawner's cmd. Default: cmd.
 	Cmd []string `json:"cmd,omitempty"`
 	// Args replace the spawner's args. Default: args.
@@ -103,10 +95,7 @@ func (o *ProcessOptions) ProvisionProfiles(common *spawners.Options) error {
 func (o *ProcessOptions) Profiles() []spawners.Profile {
 	out := make([]spawners.Profile, len(o.ProfileList))
 	for i, p := range o.ProfileList {
-		out[i] = spawners.Profile{Name: p.Slug, DisplayName: p.DisplayName, Description: p.Description, Default: p.Default}
-		if out[i].DisplayName == "" {
-			out[i].DisplayName = p.Slug
-		}
+		out[i] = p.Profile()
 	}
 	return out
 }
@@ -208,13 +197,14 @@ func (o *ProcessOptions) unmarshalProfile(d *caddyfile.Dispenser) error {
 		return d.Errf("profile: want <slug> { display_name|description|cmd|args|environment|default_url|mem_limit|cpu_limit ...; default }")
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if handled, err := p.ProfileInfo.UnmarshalOption(d); handled {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		name := d.Val()
 		switch name {
-		case "default":
-			if d.NextArg() {
-				return d.Errf("profile %s: default takes no argument", p.Slug)
-			}
-			p.Default = true
 		case "cmd", "args":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -237,16 +227,12 @@ func (o *ProcessOptions) unmarshalProfile(d *caddyfile.Dispenser) error {
 				p.Environment = map[string]string{}
 			}
 			p.Environment[k] = v
-		case "display_name", "description", "default_url", "mem_limit", "cpu_limit":
+		case "default_url", "mem_limit", "cpu_limit":
 			var v string
 			if !d.AllArgs(&v) {
 				return d.Errf("profile %s: %s wants one value", p.Slug, name)
 			}
 			switch name {
-			case "display_name":
-				p.DisplayName = v
-			case "description":
-				p.Description = v
 			case "default_url":
 				p.DefaultURL = v
 			case "mem_limit":

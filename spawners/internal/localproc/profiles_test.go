@@ -61,10 +61,10 @@ func TestProfilesCaddyfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Profile{
-		{Slug: "small", DisplayName: "Small (1 GB)", Description: "The usual notebook", MemLimit: "1G"},
-		{Slug: "lab", DisplayName: "JupyterLab", Default: true, DefaultURL: "/lab",
+		{ProfileInfo: spawners.ProfileInfo{Slug: "small", DisplayName: "Small (1 GB)", Description: "The usual notebook"}, MemLimit: "1G"},
+		{ProfileInfo: spawners.ProfileInfo{Slug: "lab", DisplayName: "JupyterLab", Default: true}, DefaultURL: "/lab",
 			Environment: map[string]string{"SHARED": "lab", "LAB_ONLY": "yes"}, CPULimit: 2},
-		{Slug: "debug", Cmd: []string{"/usr/bin/python3", "-m", "jupyterhub.singleuser"},
+		{ProfileInfo: spawners.ProfileInfo{Slug: "debug"}, Cmd: []string{"/usr/bin/python3", "-m", "jupyterhub.singleuser"},
 			Args: []string{"--debug", "--log-level", "DEBUG"}},
 	}
 	if !reflect.DeepEqual(lo.ProfileList, want) {
@@ -98,12 +98,12 @@ func TestProvisionProfilesErrors(t *testing.T) {
 		wantErr string
 	}{
 		{"empty slug", []Profile{{}}, `profile 0: slug ""`},
-		{"bad slug", []Profile{{Slug: "a b"}}, `slug "a b"`},
-		{"twice", []Profile{{Slug: "a"}, {Slug: "a"}}, `profile "a" is defined twice`},
-		{"two defaults", []Profile{{Slug: "a", Default: true}, {Slug: "b", Default: true}}, "2 are marked default"},
-		{"bad mem (JSON)", []Profile{{Slug: "a", MemLimit: "1Q"}}, `profile "a": mem_limit`},
-		{"bad env (JSON)", []Profile{{Slug: "a", Environment: map[string]string{"": "x"}}}, `profile "a": environment`},
-		{"empty cmd arg (JSON)", []Profile{{Slug: "a", Cmd: []string{""}}}, `profile "a": cmd: argument 0 is empty`},
+		{"bad slug", []Profile{{ProfileInfo: spawners.ProfileInfo{Slug: "a b"}}}, `slug "a b"`},
+		{"twice", []Profile{{ProfileInfo: spawners.ProfileInfo{Slug: "a"}}, {ProfileInfo: spawners.ProfileInfo{Slug: "a"}}}, `profile "a" is defined twice`},
+		{"two defaults", []Profile{{ProfileInfo: spawners.ProfileInfo{Slug: "a", Default: true}}, {ProfileInfo: spawners.ProfileInfo{Slug: "b", Default: true}}}, "2 are marked default"},
+		{"bad mem (JSON)", []Profile{{ProfileInfo: spawners.ProfileInfo{Slug: "a"}, MemLimit: "1Q"}}, `profile "a": mem_limit`},
+		{"bad env (JSON)", []Profile{{ProfileInfo: spawners.ProfileInfo{Slug: "a"}, Environment: map[string]string{"": "x"}}}, `profile "a": environment`},
+		{"empty cmd arg (JSON)", []Profile{{ProfileInfo: spawners.ProfileInfo{Slug: "a"}, Cmd: []string{""}}}, `profile "a": cmd: argument 0 is empty`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			o := &spawners.Options{}
