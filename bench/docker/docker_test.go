@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	sequential = 10 // spawn pairs (engine alone, then hub) measured one after the other
+	sequential = 20 // spawn pairs (engine alone, then hub) measured one after the other
 	concurrent = 20 // spawns measured at once
 )
 
