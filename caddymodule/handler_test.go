@@ -25,6 +25,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/caddyhub/caddyhub/caddymodule/routetable"
+	"github.com/caddyhub/caddyhub/internal/testport"
 )
 
 // testApp is a stand-in for the hub app (module ID "jupyterhub"), whose state
@@ -94,27 +95,10 @@ func (h *fakeHub) ServeProxyError(w http.ResponseWriter, r *http.Request, status
 	fmt.Fprintf(w, "your server is not running (%d %s)", status, route.Key())
 }
 
-// handedPorts holds every port freePort returned: the kernel may hand the same port to two
-// listen-on-0 calls in a row, and a config given one port twice fails to load.
-var handedPorts sync.Map
-
-// freePort returns a port on 127.0.0.1 that was free a moment ago and that it has not returned
-// before in this test binary.
+// freePort returns a port on 127.0.0.1 that was free a moment ago (see internal/testport).
 func freePort(t *testing.T) int {
 	t.Helper()
-	for range 1000 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := ln.Addr().(*net.TCPAddr).Port
-		_ = ln.Close()
-		if _, seen := handedPorts.LoadOrStore(p, true); !seen {
-			return p
-		}
-	}
-	t.Fatal("no port not already handed out after 1000 tries")
-	return 0
+	return testport.Free(t)
 }
 
 // startCaddy runs Caddy in process with one server whose only handler is

@@ -126,9 +126,9 @@ func Require(t testing.TB, program string) string {
 	return p
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and that no earlier FreePort
-// call in this test binary returned (the kernel may hand the same port to two listen-on-0 calls in a
-// row; a config given one port twice fails with "address already in use").
+// FreePort returns a port on 127.0.0.1 that was free a moment ago, that no earlier FreePort call in
+// this test binary returned, and that no listen-on-0 listener (a DNS server here, a spawner picking a
+// notebook's port) can be given before the program under test binds it: see internal/testport.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	return testport.Free(t)

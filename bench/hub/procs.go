@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -182,22 +181,11 @@ func freePort() int {
 	return p
 }
 
-// freePorts returns n distinct ports that were free a moment ago (all held open until all are picked).
+// freePorts returns n distinct ports that were free a moment ago (see internal/testport).
 func freePorts(n int) []int {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
 	ports := make([]int, n)
 	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			panic(fmt.Sprintf("no free port: %v", err)) // loopback is broken; nothing here can run
-		}
-		lns = append(lns, ln)
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		ports[i] = freePort()
 	}
 	return ports
 }
