@@ -502,7 +502,8 @@ func TestScriptedClientsE2E(t *testing.T) {
 	for i, err := range errs {
 		if err != nil {
 			failed++
-			t.Errorf("%s: %v\n  %s", users[i+1], err, clients[i].trail())
+			t.Errorf("%s: %v\n  %s\n  %s's server log (tail):\n%s", users[i+1], err, clients[i].trail(), users[i+1],
+				logTail(filepath.Join(dir, "data", "logs", users[i+1], "server.log"), 60))
 		}
 	}
 	if failed > 0 {

@@ -147,16 +147,29 @@ func TestDockerSpawnOverhead(t *testing.T) {
 			h := startHub(t, e)
 			load0 := loadAvg()
 			var raw, hub []time.Duration
+			// The pairs alternate which side goes first, so that neither always runs right after
+			// the other's container was removed (Podman's cleanup of a removed container goes on
+			// in the background for a while).
 			for i := range sequential {
-				d, id, err := rawSpawn(cli, fmt.Sprintf("bench-raw-%d", i))
-				removeAll(cli, []string{id})
-				if err != nil {
-					t.Fatal(err)
+				rawSide := func() {
+					d, id, err := rawSpawn(cli, fmt.Sprintf("bench-raw-%d", i))
+					removeAll(cli, []string{id})
+					if err != nil {
+						t.Fatal(err)
+					}
+					raw = append(raw, d)
 				}
-				raw = append(raw, d)
-				d = h.spawn(t, fmt.Sprintf("s%02d", i))
-				hub = append(hub, d)
-				h.stop(t, fmt.Sprintf("s%02d", i))
+				hubSide := func() {
+					hub = append(hub, h.spawn(t, fmt.Sprintf("s%02d", i)))
+					h.stop(t, fmt.Sprintf("s%02d", i))
+				}
+				if i%2 == 0 {
+					rawSide()
+					hubSide()
+				} else {
+					hubSide()
+					rawSide()
+				}
 			}
 
 			// 20 at once: through the hub, then the engine alone, after a burst that is not measured

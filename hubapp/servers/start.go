@@ -259,27 +259,21 @@ func (e *Engine) RecordLaunched(user, server string, srv *spawners.Server) error
 	return nil
 }
 
-// recordStarted stores the spawner's state first (so that a hub killed now can find the process),
-// then adds the route, then marks the server ready.
+// recordStarted adds the route, then marks the server ready. The spawner's state and target are on
+// the record already, written when the server launched (RecordLaunched) or, for a resumed spawn, read
+// from it; the final write sets them again with the ready flag.
 func (e *Engine) recordStarted(user, server string, srv *spawners.Server) error {
-	update := func(ready bool) error {
-		return e.putServer(user, server, func(s *store.Server) error {
-			s.Target, s.State, s.Failure = srv.URL, srv.State, ""
-			if ready {
-				s.Ready, s.Pending = true, ""
-			}
-			return nil
-		})
-	}
-	if err := update(false); err != nil {
-		return fmt.Errorf("recording server state: %w", err)
-	}
 	began := time.Now()
 	if err := e.addRoute(user, server, srv.URL); err != nil {
 		return err
 	}
 	e.metrics.ObserveRouteAdd(time.Since(began))
-	if err := update(true); err != nil {
+	err := e.putServer(user, server, func(s *store.Server) error {
+		s.Target, s.State, s.Failure = srv.URL, srv.State, ""
+		s.Ready, s.Pending = true, ""
+		return nil
+	})
+	if err != nil {
 		_, _ = e.table.Delete(e.site.RouteKey(user, server))
 		return fmt.Errorf("recording server ready: %w", err)
 	}
