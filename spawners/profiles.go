@@ -1,6 +1,11 @@
 package spawners
 
-import "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+import (
+	"math"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
 
 // ProfileInfo is what every spawner's profile says about itself: its name in user options, its
 // label and sentence on the spawn page, and whether it is the default. Spawners that offer
@@ -54,5 +59,33 @@ func (p *ProfileInfo) UnmarshalOption(d *caddyfile.Dispenser) (handled bool, err
 	default:
 		return false, nil
 	}
+	return true, nil
+}
+
+// UnmarshalProfileLimit parses one `mem_limit <size>` or `cpu_limit <cores>` line of the profile
+// slug's block into mem or cpu, the dispenser at the option's name; handled is false for other
+// names. A size is bytes or a number with a K, M, G or T suffix (ParseByteSize); cores are a
+// number not below zero.
+func UnmarshalProfileLimit(d *caddyfile.Dispenser, slug string, mem *string, cpu *float64) (handled bool, err error) {
+	name := d.Val()
+	if name != "mem_limit" && name != "cpu_limit" {
+		return false, nil
+	}
+	var v string
+	if !d.AllArgs(&v) {
+		return true, d.Errf("profile %s: %s wants one value", slug, name)
+	}
+	if name == "mem_limit" {
+		if _, err := ParseByteSize(v); err != nil {
+			return true, d.Errf("profile %s: mem_limit: %v", slug, err)
+		}
+		*mem = v
+		return true, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+		return true, d.Errf("profile %s: cpu_limit: %q is not a positive number of cores", slug, v)
+	}
+	*cpu = f
 	return true, nil
 }

@@ -5,7 +5,6 @@ import (
 	"math"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -212,27 +211,17 @@ func (s *Spawner) unmarshalProfile(d *caddyfile.Dispenser) error {
 			}
 			continue
 		}
-		name := d.Val()
-		var v string
-		if !d.AllArgs(&v) {
-			return d.Errf("profile %s: %s wants one value", p.Slug, name)
+		if handled, err := spawners.UnmarshalProfileLimit(d, p.Slug, &p.MemLimit, &p.CPULimit); handled {
+			if err != nil {
+				return err
+			}
+			continue
 		}
-		switch name {
-		case "image":
-			p.Image = v
-		case "mem_limit":
-			if _, err := spawners.ParseByteSize(v); err != nil {
-				return d.Errf("profile %s: mem_limit: %v", p.Slug, err)
-			}
-			p.MemLimit = v
-		case "cpu_limit":
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
-				return d.Errf("profile %s: cpu_limit: %q is not a positive number of cores", p.Slug, v)
-			}
-			p.CPULimit = f
-		default:
+		if name := d.Val(); name != "image" {
 			return d.Errf("profile %s: unrecognized option %q", p.Slug, name)
+		}
+		if !d.AllArgs(&p.Image) {
+			return d.Errf("profile %s: image wants one value", p.Slug)
 		}
 	}
 	s.ProfileList = append(s.ProfileList, p)

@@ -3,9 +3,7 @@ package localproc
 import (
 	"fmt"
 	"maps"
-	"math"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -227,25 +225,13 @@ func (o *ProcessOptions) unmarshalProfile(d *caddyfile.Dispenser) error {
 				p.Environment = map[string]string{}
 			}
 			p.Environment[k] = v
-		case "default_url", "mem_limit", "cpu_limit":
-			var v string
-			if !d.AllArgs(&v) {
-				return d.Errf("profile %s: %s wants one value", p.Slug, name)
+		case "default_url":
+			if !d.AllArgs(&p.DefaultURL) {
+				return d.Errf("profile %s: default_url wants one value", p.Slug)
 			}
-			switch name {
-			case "default_url":
-				p.DefaultURL = v
-			case "mem_limit":
-				if _, err := spawners.ParseByteSize(v); err != nil {
-					return d.Errf("profile %s: mem_limit: %v", p.Slug, err)
-				}
-				p.MemLimit = v
-			case "cpu_limit":
-				f, err := strconv.ParseFloat(v, 64)
-				if err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
-					return d.Errf("profile %s: cpu_limit: %q is not a positive number of cores", p.Slug, v)
-				}
-				p.CPULimit = f
+		case "mem_limit", "cpu_limit":
+			if _, err := spawners.UnmarshalProfileLimit(d, p.Slug, &p.MemLimit, &p.CPULimit); err != nil {
+				return err
 			}
 		default:
 			return d.Errf("profile %s: unrecognized option %q", p.Slug, name)
