@@ -159,44 +159,8 @@ func TestBrowserAdminE2E(t *testing.T) {
 	t.Logf("10,000 users created in one call in %s", time.Since(start).Round(time.Millisecond))
 
 	ctx := newChromium(t, chromium)
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		c, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		if err := chromedp.Do(c, actions...); err != nil {
-			failureShot(t, ctx, shots, "admin-failure")
-			t.Fatalf("%s: %v (at %s)", what, err, browserLocation(ctx))
-		}
-	}
-	// waitFor polls a JavaScript condition on the page, reloading it between tries when reload
-	// is set (the table is server-rendered: a server's new state shows after a reload).
-	waitFor := func(what, cond string, reload bool, timeout time.Duration) {
-		t.Helper()
-		deadline := time.Now().Add(timeout)
-		for {
-			c, cancel := context.WithTimeout(ctx, 10*time.Second)
-			ok, err := chromedp.Run(c, chromedp.Evaluate[bool](cond))
-			cancel()
-			if err == nil && ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				failureShot(t, ctx, shots, "admin-failure")
-				t.Fatalf("%s: not within %s (at %s; last error %v)", what, timeout, browserLocation(ctx), err)
-			}
-			if reload {
-				// The page's own script may be navigating at the same moment (it reloads after an
-				// action), which aborts this reload; the condition and its deadline decide.
-				c, cancel := context.WithTimeout(ctx, 15*time.Second)
-				if _, err := chromedp.Run(c, chromedp.Reload()); err != nil {
-					t.Logf("reload: %v (polling on)", err)
-				}
-				cancel()
-			} else {
-				time.Sleep(100 * time.Millisecond) // polling a condition with a deadline
-			}
-		}
-	}
+	step := browserStep(t, ctx, shots, "admin-failure", nil)
+	waitFor := browserWaitFor(t, ctx, shots, "admin-failure")
 	// act runs a page action (a click whose script calls the API and reloads the page when the
 	// call succeeds) and waits for that reload: navigating or reloading before it would cancel the
 	// page's request in flight. A failed call leaves the page with its message in #admin-status.

@@ -213,14 +213,7 @@ func TestBrowserLoginSpawnLogout(t *testing.T) {
 		defer navMu.Unlock()
 		return append([]string(nil), navigated...)
 	}
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		c, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		if err := chromedp.Do(c, actions...); err != nil {
-			t.Fatalf("%s: %v (at %s; pages: %v)", what, err, browserLocation(ctx), visited())
-		}
-	}
+	step := browserStep(t, ctx, "", "", func() string { return fmt.Sprintf("pages: %v", visited()) })
 
 	// Sign in through the form, as a person would.
 	step("open the login page", chromedp.Navigate(base+"/hub/login"))

@@ -4,7 +4,6 @@ package tests
 // (which starts the real jupyterhub-singleuser), open it, stop it, delete it.
 
 import (
-	"context"
 	"os"
 	"strings"
 	"syscall"
@@ -38,39 +37,8 @@ func TestBrowserNamedServersE2E(t *testing.T) {
 	})
 	base := URL(public, "")
 	ctx := newChromium(t, chromium)
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		c, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		if err := chromedp.Do(c, actions...); err != nil {
-			failureShot(t, ctx, shots, "named-failure")
-			t.Fatalf("%s: %v (at %s)", what, err, browserLocation(ctx))
-		}
-	}
-	waitFor := func(what, cond string, reload bool, timeout time.Duration) {
-		t.Helper()
-		deadline := time.Now().Add(timeout)
-		for {
-			c, cancel := context.WithTimeout(ctx, 10*time.Second)
-			ok, err := chromedp.Run(c, chromedp.Evaluate[bool](cond))
-			cancel()
-			if err == nil && ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				failureShot(t, ctx, shots, "named-failure")
-				t.Fatalf("%s: not within %s (at %s; %v)", what, timeout, browserLocation(ctx), err)
-			}
-			if reload {
-				// The page may be reloading itself (after Stop): a clashing reload is retried.
-				rc, rcancel := context.WithTimeout(ctx, 20*time.Second)
-				_ = chromedp.Do(rc, chromedp.Reload())
-				rcancel()
-			} else {
-				time.Sleep(100 * time.Millisecond) // polling a condition with a deadline
-			}
-		}
-	}
+	step := browserStep(t, ctx, shots, "named-failure", nil)
+	waitFor := browserWaitFor(t, ctx, shots, "named-failure")
 	step("log in",
 		chromedp.Navigate(base+"/hub/login?next=%2Fhub%2Fhome"),
 		chromedp.WaitVisible(chromedp.ID("username")),

@@ -149,15 +149,7 @@ func TestBrowserSpawnProfilesE2E(t *testing.T) {
 	})
 	base := URL(public, "")
 	ctx := newChromium(t, chromium)
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		c, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		if err := chromedp.Do(c, actions...); err != nil {
-			failureShot(t, ctx, shots, "profiles-error")
-			t.Fatalf("%s: %v (at %s)", what, err, browserLocation(ctx))
-		}
-	}
+	step := browserStep(t, ctx, shots, "profiles-error", nil)
 	noVisits := func() []string { return nil }
 	login := func(user string) {
 		t.Helper()
@@ -258,42 +250,9 @@ func TestBrowserSpawnProfilesE2E(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`label[for="profile-broken"]`)),
 		chromedp.Click(chromedp.CSS(`#profiles ~ .actions button[type="submit"]`)),
 	)
-	heading, err := pollPage[string](ctx, 90*time.Second, `(() => {
-		const h = document.querySelector("#heading");
-		if (location.pathname !== "/hub/spawn-pending/bob" || h === null || !h.textContent.includes("failed")) throw new Error("not yet");
-		return h.textContent;
-	})()`)
-	if err != nil {
-		failureShot(t, ctx, shots, "profiles-error")
-		t.Fatalf("the progress page never showed a failure (%v; at %s)", err, browserLocation(ctx))
-	}
-	if heading != "Your server failed to start" {
-		t.Errorf("heading %q, want %q", heading, "Your server failed to start")
-	}
-	page, err := chromedp.Run(ctx, chromedp.Evaluate[pendingPage](`({
-		visible: document.body.innerText,
-		failure: document.querySelector("#failure").textContent,
-		barFailed: document.querySelector("#progress").classList.contains("failed"),
-		logOpen: document.querySelector("#events").open,
-		logLines: document.querySelectorAll("#log > div").length,
-		retryShown: !document.querySelector("#retry").hidden,
-		retryAction: document.querySelector("#retry").getAttribute("action"),
-	})`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("failure shown: %q", page.Failure)
-	if page.Failure == "" || strings.Count(page.Visible, page.Failure) != 1 {
-		t.Errorf("the cause %q is not said exactly once in the visible page:\n%s", page.Failure, page.Visible)
-	}
+	page := checkFailurePage(t, ctx, shots, "bob", "profiles-error")
 	if !strings.Contains(page.Failure, "status 3") || !strings.Contains(page.Failure, "no notebook here") {
 		t.Errorf("the cause %q does not say the broken profile's exit status and output", page.Failure)
-	}
-	if strings.Contains(strings.ToLower(page.Visible), "spawn failed") || strings.Contains(page.Visible, "starting up") {
-		t.Errorf("the failure page still says \"Spawn failed\" or \"starting up\":\n%s", page.Visible)
-	}
-	if !page.BarFailed || page.LogOpen || page.LogLines == 0 || !page.RetryShown || page.RetryAction != "/hub/spawn/bob" {
-		t.Errorf("failure page: bar failed %v, log open %v with %d lines, retry shown %v (action %q)", page.BarFailed, page.LogOpen, page.LogLines, page.RetryShown, page.RetryAction)
 	}
 	checkLayout(t, ctx, shots, "profiles-failed")
 }

@@ -5,7 +5,7 @@ package tests
 // lands in its jupyterhub-singleuser server.
 
 import (
-	"context"
+	"fmt"
 	"net/url"
 	"strings"
 	"sync"
@@ -43,14 +43,7 @@ func TestOIDCBrowserE2E(t *testing.T) {
 		defer mu.Unlock()
 		return append([]string(nil), pages...)
 	}
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		c, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		if err := chromedp.Do(c, actions...); err != nil {
-			t.Fatalf("%s: %v (at %s; pages: %v)", what, err, browserLocation(ctx), visited())
-		}
-	}
+	step := browserStep(t, ctx, "", "", func() string { return fmt.Sprintf("pages: %v", visited()) })
 
 	step("open the hub's login page and click the sign-in button",
 		chromedp.Navigate(base+"/jh/hub/login"),

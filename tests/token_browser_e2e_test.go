@@ -29,15 +29,7 @@ func TestBrowserTokenPageE2E(t *testing.T) {
 	base := URL(public, "")
 
 	ctx := newChromium(t, chromium)
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		c, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		if err := chromedp.Do(c, actions...); err != nil {
-			failureShot(t, ctx, shots, "token-failure")
-			t.Fatalf("%s: %v (at %s)", what, err, browserLocation(ctx))
-		}
-	}
+	step := browserStep(t, ctx, shots, "token-failure", nil)
 	poll := func(what, cond string) {
 		t.Helper()
 		// Evaluated again and again rather than chromedp.Poll, which fails when the page navigates.
