@@ -206,36 +206,46 @@ func (h *Hub) serveLogin(w http.ResponseWriter, r *http.Request, pr *pageRequest
 		}
 		return
 	}
-	user, err := h.loginUser(r.Context(), au)
-	if errors.Is(err, store.ErrDiskFull) {
-		h.renderError(w, r, pr, http.StatusServiceUnavailable, diskFullMessage)
+	user, ok := h.finishLogin(w, r, pr, au)
+	if !ok {
 		return
 	}
+	h.logger.Info("user logged in", zap.String("user", user.Name), zap.String("remote_ip", ip), zap.Bool("admin", user.Admin))
+	http.Redirect(w, r, h.nextURL(r, user), http.StatusFound)
+}
+
+// finishLogin records a successful login of au (loginUser) and starts its session, for the login
+// form and the redirect (SSO) callback alike. It answers the request itself when that fails (a full
+// disk, a system account that could not be made, a store error) and then returns ok false.
+func (h *Hub) finishLogin(w http.ResponseWriter, r *http.Request, pr *pageRequest, au *auth.User) (user *store.User, ok bool) {
+	user, err := h.loginUser(r.Context(), au)
 	var sysErr *systemUserError
-	if errors.As(err, &sysErr) {
+	switch {
+	case errors.Is(err, store.ErrDiskFull):
+		h.renderError(w, r, pr, http.StatusServiceUnavailable, diskFullMessage)
+		return nil, false
+	case errors.As(err, &sysErr):
 		// create_system_users: no account, so no hub user and no login (logged by ensureSystemUser).
 		h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not create the system account for "+au.Name+
 			", so you cannot log in yet. Tell the hub's administrator: "+sysErr.err.Error())
-		return
-	}
-	if err != nil {
+		return nil, false
+	case err != nil:
 		h.logger.Error("recording login", zap.String("user", au.Name), zap.Error(err))
 		h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not record your login. Try again in a moment.")
-		return
+		return nil, false
 	}
 	sess, err := h.createSession(w, r, user)
-	if errors.Is(err, store.ErrDiskFull) {
+	switch {
+	case errors.Is(err, store.ErrDiskFull):
 		h.renderError(w, r, pr, http.StatusServiceUnavailable, diskFullMessage)
-		return
-	}
-	if err != nil {
+		return nil, false
+	case err != nil:
 		h.logger.Error("starting session", zap.String("user", user.Name), zap.Error(err))
 		h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not record your login. Try again in a moment.")
-		return
+		return nil, false
 	}
 	pr.sess, pr.user = sess, user
-	h.logger.Info("user logged in", zap.String("user", user.Name), zap.String("remote_ip", ip), zap.Bool("admin", user.Admin))
-	http.Redirect(w, r, h.nextURL(r, user), http.StatusFound)
+	return user, true
 }
 
 // loginErrorText is what the form says about a failed login. Wrong name and wrong password are

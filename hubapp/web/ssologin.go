@@ -10,7 +10,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyhub/caddyhub/auth"
-	"github.com/caddyhub/caddyhub/hubapp/store"
 )
 
 // Redirect logins (auth.RedirectAuthenticator: OpenID Connect, GitHub). The login page links to
@@ -87,29 +86,10 @@ func (h *Hub) serveOAuthCallback(w http.ResponseWriter, r *http.Request, pr *pag
 		h.redirectLoginFailed(w, r, pr, err)
 		return
 	}
-	user, err := h.loginUser(r.Context(), au)
-	if errors.Is(err, store.ErrDiskFull) {
-		h.renderError(w, r, pr, http.StatusServiceUnavailable, diskFullMessage)
+	user, ok := h.finishLogin(w, r, pr, au)
+	if !ok {
 		return
 	}
-	var sysErr *systemUserError
-	if errors.As(err, &sysErr) {
-		h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not create the system account for "+au.Name+
-			", so you cannot log in yet. Tell the hub's administrator: "+sysErr.err.Error())
-		return
-	}
-	if err != nil {
-		h.logger.Error("recording login", zap.String("user", au.Name), zap.Error(err))
-		h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not record your login. Try again in a moment.")
-		return
-	}
-	sess, err := h.createSession(w, r, user)
-	if err != nil {
-		h.logger.Error("starting session", zap.String("user", user.Name), zap.Error(err))
-		h.renderError(w, r, pr, http.StatusInternalServerError, "The hub could not record your login. Try again in a moment.")
-		return
-	}
-	pr.sess, pr.user = sess, user
 	h.logger.Info("user logged in", zap.String("user", user.Name), zap.String("remote_ip", clientIP(r)),
 		zap.Bool("admin", user.Admin), zap.String("via", ra.LoginService()))
 	target := h.safeNext(r, next)
