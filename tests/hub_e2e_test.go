@@ -163,34 +163,7 @@ func singleuserPIDs(t *testing.T, hubAPIPort int, user string) []int {
 // design): every process whose environment names this hub's API port (servers and the kernels
 // they started, which inherit it), by PID: SIGTERM, then SIGKILL after a grace.
 func endHubProcesses(t *testing.T, hubAPIPort int) {
-	api := []byte("JUPYTERHUB_API_URL=http://127.0.0.1:" + strconv.Itoa(hubAPIPort) + "/hub/api\x00")
-	find := func() []int {
-		var pids []int
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil || pid == os.Getpid() {
-				continue
-			}
-			env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-			stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-			if err == nil && bytes.Contains(env, api) && !bytes.Contains(stat, []byte(") Z ")) {
-				pids = append(pids, pid)
-			}
-		}
-		return pids
-	}
-	for _, pid := range find() {
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(find()) > 0 && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond) // polling a condition with a deadline
-	}
-	for _, pid := range find() {
-		t.Logf("killing leftover process %d", pid)
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
+	endProcessesWithEnv(t, "JUPYTERHUB_API_URL=http://127.0.0.1:"+strconv.Itoa(hubAPIPort)+"/hub/api")
 }
 
 func hubCaddyfile(dir string, public, hubAPI, proxyAPI int, args string) string {
