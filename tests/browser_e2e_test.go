@@ -270,7 +270,11 @@ func TestBrowserLoginSpawnLogout(t *testing.T) {
 	cancel()
 	if err != nil || !isJupyter {
 		html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
-		t.Fatalf("the page at %s does not look like Jupyter (%v): %.1000s", browserLocation(ctx), err, html)
+		// What the page loaded, and how long each took (a request the edge held or dropped shows here).
+		loads, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`performance.getEntriesByType("resource").map(e =>
+			Math.round(e.duration) + " ms " + (e.responseStatus || "") + " " + e.name).join("\n")`))
+		t.Fatalf("the page at %s does not look like Jupyter (%v): %.1000s\nresources loaded:\n%s\nalice's server log (tail):\n%s",
+			browserLocation(ctx), err, html, loads, logTail(filepath.Join(dir, "data", "logs", "alice", "server.log"), 60))
 	}
 	// jupyterhub-singleuser shows the hub's logo (<hub>/hub/logo; docs/protocols.md, "Pages") in its header.
 	if ok, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`[...document.images].some(i => i.src.endsWith("/hub/logo") && i.naturalWidth > 0)`)); !ok {

@@ -175,7 +175,7 @@ func TestEngineSpawnLimitsStop(t *testing.T) {
 		})
 		ctx := context.Background()
 		var events []spawners.Event
-		srv, err := spawners.StartAndWait(ctx, s, request("alice"), func(ev spawners.Event) { events = append(events, ev) })
+		srv, err := startAndWait(t, ctx, s, request("alice"), func(ev spawners.Event) { events = append(events, ev) })
 		if err != nil {
 			t.Fatalf("start: %v\n%s", err, e.Log())
 		}
@@ -263,7 +263,7 @@ func TestEngineHostNetwork(t *testing.T) {
 	forEngines(t, func(t *testing.T, e *dockertest.Engine) {
 		s := newSpawner(t, e, func(s *Spawner) { s.Network = "host" })
 		ctx := context.Background()
-		srv, err := spawners.StartAndWait(ctx, s, request("hana"), nil)
+		srv, err := startAndWait(t, ctx, s, request("hana"), nil)
 		if err != nil {
 			t.Fatalf("start: %v", err)
 		}
@@ -289,7 +289,7 @@ func TestEngineNamedVolumeKept(t *testing.T) {
 		ctx := context.Background()
 		name := expandTemplate(vol, escapeName("vic.tor"), "")
 		t.Cleanup(func() { _ = s.cli.VolumeRemove(context.Background(), name, true) })
-		srv, err := spawners.StartAndWait(ctx, s, request("vic.tor"), nil)
+		srv, err := startAndWait(t, ctx, s, request("vic.tor"), nil)
 		if err != nil {
 			t.Fatalf("start: %v", err)
 		}
@@ -309,7 +309,7 @@ func TestEngineNamedVolumeKept(t *testing.T) {
 		// The next server answers only once the file the first one wrote exists.
 		s.Args = []string{"-wait-file", "/data/kept.txt"}
 		s.HTTPTimeout = caddy.Duration(8 * time.Second)
-		srv, err = spawners.StartAndWait(ctx, s, request("vic.tor"), nil)
+		srv, err = startAndWait(t, ctx, s, request("vic.tor"), nil)
 		if err != nil {
 			t.Fatalf("second start (does the volume keep kept.txt?): %v", err)
 		}
@@ -323,7 +323,7 @@ func TestEngineAdoptAndOrphans(t *testing.T) {
 	forEngines(t, func(t *testing.T, e *dockertest.Engine) {
 		s := newSpawner(t, e, nil)
 		ctx := context.Background()
-		srv, err := spawners.StartAndWait(ctx, s, request("ada"), nil)
+		srv, err := startAndWait(t, ctx, s, request("ada"), nil)
 		if err != nil {
 			t.Fatalf("start: %v", err)
 		}
@@ -390,13 +390,13 @@ func TestEngineFailures(t *testing.T) {
 			s := newSpawner(t, e, func(s *Spawner) { s.AllowedImages = []string{dockertest.TestServerImage} })
 			req := request("mal")
 			req.UserOptions = map[string]any{"image": "docker.io/library/evil:latest"}
-			_, err := spawners.StartAndWait(ctx, s, req, nil)
+			_, err := startAndWait(t, ctx, s, req, nil)
 			if !errors.Is(err, ErrImageNotAllowed) || !strings.Contains(err.Error(), `image "docker.io/library/evil:latest" is not allowed; choose one of: `+dockertest.TestServerImage) {
 				t.Errorf("err %v", err)
 			}
 			noContainer(t, s)
 			req.UserOptions = map[string]any{"image": []any{dockertest.TestServerImage}}
-			srv, err := spawners.StartAndWait(ctx, s, req, nil)
+			srv, err := startAndWait(t, ctx, s, req, nil)
 			if err != nil {
 				t.Fatalf("allowed image: %v", err)
 			}
@@ -404,7 +404,7 @@ func TestEngineFailures(t *testing.T) {
 		})
 		t.Run("image missing, pull never", func(t *testing.T) {
 			s := newSpawner(t, e, func(s *Spawner) { s.Image = "localhost/caddyhub-missing:1" })
-			_, err := spawners.StartAndWait(ctx, s, request("mia"), nil)
+			_, err := startAndWait(t, ctx, s, request("mia"), nil)
 			if !errors.Is(err, ErrImageMissing) || !strings.Contains(err.Error(), "not on the container engine") {
 				t.Errorf("err %v", err)
 			}
@@ -415,7 +415,7 @@ func TestEngineFailures(t *testing.T) {
 				s.Image = "127.0.0.1:1/caddyhub-missing:1"
 				s.PullPolicy = PullIfNotPresent
 			})
-			_, err := spawners.StartAndWait(ctx, s, request("mia"), nil)
+			_, err := startAndWait(t, ctx, s, request("mia"), nil)
 			if !errors.Is(err, ErrImageMissing) || !strings.Contains(err.Error(), "could not be pulled") {
 				t.Errorf("err %v", err)
 			}
@@ -423,7 +423,7 @@ func TestEngineFailures(t *testing.T) {
 		})
 		t.Run("exits early", func(t *testing.T) {
 			s := newSpawner(t, e, func(s *Spawner) { s.Args = []string{"-exit", "3"} })
-			_, err := spawners.StartAndWait(ctx, s, request("ed"), nil)
+			_, err := startAndWait(t, ctx, s, request("ed"), nil)
 			if !errors.Is(err, spawners.ErrExitedEarly) || !strings.Contains(err.Error(), "status 3") ||
 				!strings.Contains(err.Error(), "output line 30") {
 				t.Errorf("err %v", err)
@@ -435,7 +435,7 @@ func TestEngineFailures(t *testing.T) {
 				s.Args = []string{"-never-listen"}
 				s.HTTPTimeout = caddy.Duration(time.Second)
 			})
-			_, err := spawners.StartAndWait(ctx, s, request("ned"), nil)
+			_, err := startAndWait(t, ctx, s, request("ned"), nil)
 			if !errors.Is(err, spawners.ErrHTTPTimeout) {
 				t.Errorf("err %v", err)
 			}
@@ -477,7 +477,7 @@ func TestEngineConcurrentSpawns(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				srvs[i], errs[i] = spawners.StartAndWait(ctx, s, request(fmt.Sprintf("user%02d", i)), nil)
+				srvs[i], errs[i] = startAndWait(t, ctx, s, request(fmt.Sprintf("user%02d", i)), nil)
 			}()
 		}
 		wg.Wait()
@@ -504,7 +504,7 @@ func TestEnginePollExited(t *testing.T) {
 	forEngines(t, func(t *testing.T, e *dockertest.Engine) {
 		s := newSpawner(t, e, nil)
 		ctx := context.Background()
-		srv, err := spawners.StartAndWait(ctx, s, request("kurt"), nil)
+		srv, err := startAndWait(t, ctx, s, request("kurt"), nil)
 		if err != nil {
 			t.Fatalf("start: %v", err)
 		}
@@ -558,7 +558,7 @@ func TestEngineRemoveFalseKeepsFiles(t *testing.T) {
 		t.Cleanup(func() {
 			_, _ = s.cli.ImageRemove(context.Background(), keptImage(name), image.RemoveOptions{Force: true})
 		})
-		srv, err := spawners.StartAndWait(ctx, s, request("kim"), nil)
+		srv, err := startAndWait(t, ctx, s, request("kim"), nil)
 		if err != nil {
 			t.Fatalf("start: %v", err)
 		}
@@ -576,7 +576,7 @@ func TestEngineRemoveFalseKeepsFiles(t *testing.T) {
 		s.HTTPTimeout = caddy.Duration(8 * time.Second)
 		req := request("kim")
 		req.Env["JUPYTERHUB_API_TOKEN"] = "second-token"
-		srv2, err := spawners.StartAndWait(ctx, s, req, nil)
+		srv2, err := startAndWait(t, ctx, s, req, nil)
 		if err != nil {
 			t.Fatalf("second start (are the first container's files kept?): %v", err)
 		}
@@ -607,7 +607,7 @@ func TestEngineRemoveFalseKeepsFiles(t *testing.T) {
 		t.Cleanup(func() { _, _ = s.cli.ImageRemove(context.Background(), other, image.RemoveOptions{}) })
 		s.Image = other
 		s.Args = nil
-		srv3, err := spawners.StartAndWait(ctx, s, request("kim"), nil)
+		srv3, err := startAndWait(t, ctx, s, request("kim"), nil)
 		if err != nil {
 			t.Fatalf("third start: %v", err)
 		}
@@ -632,7 +632,7 @@ func TestEngineHostNetworkPortTaken(t *testing.T) {
 		})
 		ctx := context.Background()
 		var events []spawners.Event
-		srv, err := spawners.StartAndWait(ctx, s, request("pat"), func(ev spawners.Event) { events = append(events, ev) })
+		srv, err := startAndWait(t, ctx, s, request("pat"), func(ev spawners.Event) { events = append(events, ev) })
 		if err != nil {
 			t.Fatalf("start: %v", err)
 		}
@@ -649,4 +649,33 @@ func TestEngineHostNetworkPortTaken(t *testing.T) {
 		}
 		noContainer(t, s)
 	})
+}
+
+// reportingSpawner is the spawner as StartAndWait sees it in these tests: before it stops the
+// container of a failed start, it logs the container's state and last output, which the stop
+// removes (a start that fails for a reason of the engine's otherwise leaves nothing to read).
+type reportingSpawner struct {
+	*Spawner
+	t *testing.T
+}
+
+func (r reportingSpawner) Stop(ctx context.Context, raw json.RawMessage) error {
+	if st, err := parseState(raw); err == nil {
+		state := "unknown"
+		if info, err := r.cli.ContainerInspect(ctx, st.ID); err == nil && info.State != nil {
+			state = fmt.Sprintf("%s (running %v, exit %d, error %q)", info.State.Status, info.State.Running, info.State.ExitCode, info.State.Error)
+		}
+		out, err := r.lastOutput(ctx, st.ID)
+		if err != nil {
+			out = "(" + err.Error() + ")"
+		}
+		r.t.Logf("stopping container %s after a failed start: state %s; last output:\n%s", st.Name, state, out)
+	}
+	return r.Spawner.Stop(ctx, raw)
+}
+
+// startAndWait is spawners.StartAndWait with the container's state and output in the test log
+// when the start fails.
+func startAndWait(t *testing.T, ctx context.Context, s *Spawner, req *spawners.StartRequest, progress func(spawners.Event)) (*spawners.Server, error) {
+	return spawners.StartAndWait(ctx, reportingSpawner{Spawner: s, t: t}, req, progress)
 }
