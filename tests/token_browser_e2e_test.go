@@ -7,7 +7,6 @@ package tests
 // horizontal overflow at 1280×800 and 390×844.
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -30,23 +29,11 @@ func TestBrowserTokenPageE2E(t *testing.T) {
 
 	ctx := newChromium(t, chromium)
 	step := browserStep(t, ctx, shots, "token-failure", nil)
+	// Evaluated again and again rather than chromedp.Poll, which fails when the page navigates.
+	waitFor := browserWaitFor(t, ctx, shots, "token-failure")
 	poll := func(what, cond string) {
 		t.Helper()
-		// Evaluated again and again rather than chromedp.Poll, which fails when the page navigates.
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			c, cancel := context.WithTimeout(ctx, 10*time.Second)
-			ok, err := chromedp.Run(c, chromedp.Evaluate[bool](cond))
-			cancel()
-			if err == nil && ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				failureShot(t, ctx, shots, "token-failure")
-				t.Fatalf("%s: not within 30s (at %s; last error %v)", what, browserLocation(ctx), err)
-			}
-			time.Sleep(100 * time.Millisecond) // polling a condition with a deadline
-		}
+		waitFor(what, cond, false, 30*time.Second)
 	}
 	step("log in",
 		chromedp.Navigate(base+"/hub/login?next=%2Fhub%2Ftoken"),
