@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -58,6 +59,7 @@ type Cluster struct {
 	mu     sync.Mutex
 	procs  []*exec.Cmd
 	logs   []string
+	notes  []string // what the kubelet stand-in could not do, for Logs
 }
 
 // Require skips the test when the binaries are missing, or fails it under HUB_REQUIRE_K8S=1.
@@ -199,7 +201,17 @@ func (c *Cluster) Logs() string {
 		}
 		out += "== " + filepath.Base(p) + "\n" + string(b) + "\n"
 	}
+	if len(c.notes) > 0 {
+		out += "== kubelet stand-in\n" + strings.Join(c.notes, "\n") + "\n"
+	}
 	return out
+}
+
+// note records something the kubelet stand-in could not do (Logs shows it).
+func (c *Cluster) note(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.notes = append(c.notes, time.Now().Format("15:04:05.000 ")+fmt.Sprintf(format, args...))
 }
 
 // StopAPIServer kills the API server (etcd keeps running): the cluster becomes unreachable.

@@ -3,12 +3,15 @@ package k8stest
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,6 +53,9 @@ func (c *Cluster) StartKubelet(t testing.TB, ns string) *Kubelet {
 		t.Fatal(err)
 	}
 	k := &Kubelet{c: c, ns: ns, handled: map[string]bool{}, servers: map[string]*http.Server{}, running: map[string]time.Time{}, stop: make(chan struct{})}
+	// Test binaries run side by side (go test runs packages in parallel), each with its kubelets:
+	// each kubelet starts its pod addresses at a random place in 127.1.0.0/16.
+	k.nextIP.Store(rand.Int64N(podAddresses))
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			return c.Client.CoreV1().Pods(ns).List(ctx, o)
@@ -151,10 +157,19 @@ func (k *Kubelet) run(pod *corev1.Pod) {
 	if err != nil {
 		return
 	}
-	n := k.nextIP.Add(1)
-	ip := "127.1." + strconv.FormatInt(n/250, 10) + "." + strconv.FormatInt(n%250+1, 10)
+	ip := k.podIP()
 	if !k.NoServers {
-		if err := k.serve(pod, ip); err != nil {
+		// An address another kubelet (of another test binary) holds is skipped, as a real network
+		// hands out another pod IP.
+		var err error
+		for try := 0; ; try++ {
+			if err = k.serve(pod, ip); err == nil || !errors.Is(err, syscall.EADDRINUSE) || try == 20 {
+				break
+			}
+			ip = k.podIP()
+		}
+		if err != nil {
+			k.c.note("pod %s/%s left pending: serving it at %s: %v", pod.Namespace, pod.Name, ip, err)
 			return
 		}
 	}
@@ -177,9 +192,20 @@ func (k *Kubelet) run(pod *corev1.Pod) {
 		delete(k.running, key)
 		k.mu.Unlock()
 		if !apierrors.IsConflict(err) {
+			k.c.note("pod %s/%s left pending: setting it Running: %v", pod.Namespace, pod.Name, err)
 			return
 		}
 	}
+	k.c.note("pod %s/%s left pending: setting it Running conflicted 10 times", pod.Namespace, pod.Name)
+}
+
+// podAddresses is how many pod addresses 127.1.0.1-127.1.249.250 hold.
+const podAddresses = 250 * 250
+
+// podIP is the next pod address of this kubelet, in 127.1.0.0/16.
+func (k *Kubelet) podIP() string {
+	n := k.nextIP.Add(1) % podAddresses
+	return "127.1." + strconv.FormatInt(n/250, 10) + "." + strconv.FormatInt(n%250+1, 10)
 }
 
 // SetRunning sets a pod's status to Running and Ready with the given IP.
