@@ -102,7 +102,7 @@ func TestIntegrationSpawnReachProfilesAdoptEvict(t *testing.T) {
 	// A second spawn for the orphan check.
 	other, err := s.Start(ctx, startReq("bob"), nil)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("start bob: %v\n%s", err, c.Logs())
 	}
 
 	// A new hub process adopts alice's pod from the cluster and reports bob's as an orphan.
