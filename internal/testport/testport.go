@@ -31,6 +31,7 @@ var (
 	mu     sync.Mutex
 	handed = map[int]bool{}
 	next   int // the next candidate; 0 before the first call
+	hi     int // the first port of the kernel's ephemeral range, read at the first call
 )
 
 // T is the part of testing.TB that Free uses.
@@ -54,11 +55,11 @@ func Free(t T) int {
 func Next() (int, error) {
 	mu.Lock()
 	defer mu.Unlock()
-	hi := ephemeralLow()
-	span := hi - lowest
 	if next == 0 {
-		next = lowest + rand.IntN(span)
+		hi = ephemeralLow()
+		next = lowest + rand.IntN(hi-lowest)
 	}
+	span := hi - lowest
 	for range span {
 		p := next
 		next++
