@@ -9,7 +9,6 @@ package tests
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net/url"
 	"os"
@@ -88,21 +87,6 @@ func procEnv(hubAPIPort int, user string) map[string]string {
 		return env
 	}
 	return nil
-}
-
-// pollPage evaluates js in the tab until it returns a value of type T without throwing, retrying
-// across navigations (a page being replaced has no context to evaluate in), until timeout.
-func pollPage[T any](ctx context.Context, timeout time.Duration, js string) (T, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		c, cancel := context.WithTimeout(ctx, 10*time.Second)
-		v, err := chromedp.Run(c, chromedp.Evaluate[T](js))
-		cancel()
-		if err == nil || time.Now().After(deadline) {
-			return v, err
-		}
-		time.Sleep(100 * time.Millisecond) // polling a condition with a deadline
-	}
 }
 
 func TestBrowserSpawnProfilesE2E(t *testing.T) {
